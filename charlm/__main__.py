@@ -1,0 +1,37 @@
+"""``python -m charlm sample --checkpoint PATH --prompt TEXT``: print generated text."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from charlm.checkpoint import load_weights
+from charlm.sample import sample_text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line of the library; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m charlm")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sample", help="generate text from a weights.safetensors file")
+    p.add_argument("--checkpoint", required=True, help="a trial's weights.safetensors")
+    p.add_argument("--prompt", required=True, help="text to continue (characters of the corpus)")
+    p.add_argument("--tokens", type=int, default=200, help="characters to generate")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0, help="sampling generator seed")
+    args = parser.parse_args(argv)
+    try:
+        model, chars = load_weights(args.checkpoint)
+        text = sample_text(
+            model, chars, args.prompt, args.tokens, args.temperature, args.top_k, args.seed
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

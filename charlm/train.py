@@ -1,0 +1,494 @@
+"""Train one trial (model config, training config, seed) reproducibly into a directory.
+
+The directory receives, all written atomically:
+
+- ``log.jsonl``: one record per evaluation (step, losses, accuracies, learning rate, elapsed
+  seconds, tokens/s);
+- ``state.safetensors``: the resumable state, saved at every eval interval and on SIGINT/SIGTERM,
+  removed when the trial finishes;
+- ``weights.safetensors``: the final weights;
+- ``trial.json``: the trial record (configs as resolved, metrics, curves, weights digest,
+  determinism settings and platform), written last: its presence marks a finished trial.
+
+If ``state.safetensors`` exists the run resumes from it and ends with weights byte-identical to an
+uninterrupted run's on the same platform.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from charlm import checkpoint, determinism
+from charlm.data import Corpus, batch_seed, get_batch
+from charlm.io import atomic_write_json, atomic_write_text, sha256_file
+from charlm.metrics import EvalSet, evaluate
+from charlm.model import CharLM, ModelConfig
+
+__all__ = [
+    "PRECISIONS",
+    "OPTIMIZER_IMPLS",
+    "TrainConfig",
+    "TrialSpec",
+    "TrainingInterrupted",
+    "NonFiniteLossError",
+    "learning_rate",
+    "train_trial",
+    "is_finished",
+]
+
+PRECISIONS = ("fp32", "bf16", "auto")
+OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for-loop")
+WEIGHTS_FILE = "weights.safetensors"
+STATE_FILE = "state.safetensors"
+LOG_FILE = "log.jsonl"
+RECORD_FILE = "trial.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, evaluation and speed settings of a trial; all recorded with it.
+
+    Defaults not stated by the study are those of nanoGPT's character-level Shakespeare config
+    (``config/train_shakespeare_char.py``): warm-up 100, cosine decay to lr/10, betas
+    (0.9, 0.99), weight decay 0.1 on weight matrices, gradient clipping at norm 1.0.
+
+    Attributes:
+        max_iters: optimizer steps.
+        batch_size: windows per step; each window has ``block_size`` characters.
+        lr: peak learning rate (AdamW, Loshchilov & Hutter 2019).
+        min_lr: final learning rate of the cosine decay; None means ``lr / 10``.
+        warmup_iters: linear warm-up steps.
+        lr_decay_iters: step at which the cosine decay reaches ``min_lr``; None means max_iters.
+        beta1, beta2: AdamW moment decay rates.
+        weight_decay: decoupled weight decay on parameters with 2 or more dimensions (the
+            Linear weight matrices and the embeddings); biases and LayerNorm are not decayed.
+        grad_clip: maximum global gradient L2 norm; 0 disables clipping.
+        eval_interval: evaluate (and save the resumable state) every this many steps, and at
+            the end.
+        eval_batch_size: windows per evaluation forward pass (changes no result).
+        log_interval: steps between progress updates (the only per-step host synchronisation).
+        precision: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 on CUDA, fp32 on CPU).
+        allow_tf32: allow TF32 matmuls and convolutions on CUDA.
+        compile: wrap the model in ``torch.compile`` for training steps.
+        optimizer_impl: AdamW kernel: ``fused``, ``foreach``, ``for-loop`` or ``auto`` (fused on
+            CUDA, foreach on CPU).
+        threads: CPU intra-op threads (``torch.set_num_threads``); part of the platform.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        ValueError: a value out of range, naming the setting.
+    """
+
+    max_iters: int = 5000
+    batch_size: int = 64
+    lr: float = 3e-4
+    min_lr: float | None = None
+    warmup_iters: int = 100
+    lr_decay_iters: int | None = None
+    beta1: float = 0.9
+    beta2: float = 0.99
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_interval: int = 500
+    eval_batch_size: int = 64
+    log_interval: int = 10
+    precision: str = "auto"
+    allow_tf32: bool = False
+    compile: bool = False
+    optimizer_impl: str = "auto"
+    threads: int = 2
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_iters",
+            "batch_size",
+            "eval_interval",
+            "eval_batch_size",
+            "log_interval",
+            "threads",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
+        if isinstance(self.warmup_iters, bool) or self.warmup_iters < 0:
+            raise ValueError(f"train.warmup_iters must be >= 0, got {self.warmup_iters!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"train.lr must be a positive number, got {self.lr!r}")
+        if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"train.min_lr must be in [0, lr], got {self.min_lr!r}")
+        if self.lr_decay_iters is not None and self.lr_decay_iters <= 0:
+            raise ValueError(f"train.lr_decay_iters must be positive, got {self.lr_decay_iters!r}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("train.weight_decay and train.grad_clip must be >= 0")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.optimizer_impl not in OPTIMIZER_IMPLS:
+            raise ValueError(
+                f"train.optimizer_impl must be one of {OPTIMIZER_IMPLS}, "
+                f"got {self.optimizer_impl!r}"
+            )
+
+    def resolved(self) -> TrainConfig:
+        """A copy with ``min_lr`` and ``lr_decay_iters`` made explicit."""
+        return replace(
+            self,
+            min_lr=self.lr / 10 if self.min_lr is None else self.min_lr,
+            lr_decay_iters=self.max_iters if self.lr_decay_iters is None else self.lr_decay_iters,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """Build from a dict. Raises ValueError naming an unknown key."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown train setting(s) {unknown}: valid are {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: architecture, training settings, initialisation seed and data-order seed.
+
+    ``data_seed`` None means the data order follows ``seed``; set it apart to vary
+    initialisation and data order separately.
+    """
+
+    model: ModelConfig
+    train: TrainConfig
+    seed: int
+    data_seed: int | None = None
+
+    @property
+    def resolved_data_seed(self) -> int:
+        return self.seed if self.data_seed is None else self.data_seed
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped early on request (signal or stop check); the state was saved."""
+
+    def __init__(self, step: int, reason: str) -> None:
+        super().__init__(f"training stopped at step {step} ({reason}); rerun to resume")
+        self.step = step
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the last good state is kept."""
+
+    def __init__(self, step: int, last_saved: int | None) -> None:
+        kept = f"the state of step {last_saved} is kept" if last_saved else "no state was saved"
+        super().__init__(f"non-finite training loss at step {step}; {kept}")
+        self.step = step
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step ``step`` (0-based) of a resolved config.
+
+    Linear warm-up from ``lr / (warmup_iters + 1)`` to ``lr`` over ``warmup_iters`` steps
+    (Goyal et al. 2017, Section 2.2), then half-cosine decay to ``min_lr`` at ``lr_decay_iters``
+    (Loshchilov & Hutter 2017, SGDR, Eq. 5, one cycle), constant ``min_lr`` afterwards.
+    """
+    if step < cfg.warmup_iters:
+        return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
+    if step >= cfg.lr_decay_iters:
+        return cfg.min_lr
+    progress = (step - cfg.warmup_iters) / (cfg.lr_decay_iters - cfg.warmup_iters)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def is_finished(trial_dir: str | Path) -> bool:
+    """True when ``trial_dir`` holds a trial record whose weights file matches its digest."""
+    trial_dir = Path(trial_dir)
+    record_path, weights_path = trial_dir / RECORD_FILE, trial_dir / WEIGHTS_FILE
+    if not (record_path.is_file() and weights_path.is_file()):
+        return False
+    try:
+        recorded = json.loads(record_path.read_text(encoding="utf-8"))["weights_sha256"]
+    except (ValueError, KeyError):
+        return False
+    return sha256_file(weights_path) == recorded
+
+
+def _make_optimizer(model: CharLM, cfg: TrainConfig, device: torch.device) -> tuple:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    impl = cfg.optimizer_impl
+    if impl == "auto":
+        impl = "fused" if device.type == "cuda" else "foreach"
+    kwargs = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **kwargs)
+    return opt, impl
+
+
+class _StopSignals:
+    """Turns the first SIGINT/SIGTERM into a flag checked between steps; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _read_log(path: Path, upto_step: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [r for r in records if r["step"] <= upto_step]
+
+
+def train_trial(
+    spec: TrialSpec,
+    corpus: Corpus,
+    out_dir: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    stop_check: Callable[[int], bool] | None = None,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Train one trial into ``out_dir``, resuming from its saved state if there is one.
+
+    Args:
+        spec: the trial.
+        corpus: the encoded text; its vocabulary size must equal ``spec.model.vocab_size``.
+        out_dir: the trial's directory (created if missing).
+        device: overrides ``spec.train.device`` (e.g. a rank's own GPU).
+        stop_check: called with the step before each optimizer step; returning True saves the
+            state and raises :class:`TrainingInterrupted` (used for time limits and tests).
+        progress: tqdm bar (True), plain lines (False), or bar only on a terminal (None).
+        log: where plain progress lines go (default: stderr).
+
+    Returns:
+        the trial record, also written to ``out_dir/trial.json``.
+
+    Raises:
+        ValueError: a setting that does not fit the corpus (checked before any work).
+        TrainingInterrupted: SIGINT, SIGTERM or ``stop_check``; the state was saved first.
+        NonFiniteLossError: the loss became NaN/inf; the last eval-interval state is kept.
+    """
+    out_dir = Path(out_dir)
+    cfg = spec.train.resolved()
+    mcfg = spec.model
+    if mcfg.vocab_size != corpus.vocab_size:
+        raise ValueError(
+            f"model.vocab_size is {mcfg.vocab_size} but the corpus has {corpus.vocab_size} "
+            "characters; set vocab_size to the corpus's"
+        )
+    shortest = min(len(corpus.train), len(corpus.val))
+    if mcfg.block_size >= shortest:
+        raise ValueError(
+            f"model.block_size {mcfg.block_size} does not fit the data (the shorter split has "
+            f"{shortest} characters); use a smaller block_size"
+        )
+    device = determinism.resolve_device(str(device or cfg.device))
+    precision = (
+        cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    )
+    autocast_dtype = torch.bfloat16 if precision == "bf16" else None
+    write = log or (lambda line: print(line, file=sys.stderr, flush=True))
+
+    det = determinism.configure(spec.seed, cfg.threads, cfg.allow_tf32)
+    model = CharLM(mcfg).to(device)  # initialised on the CPU generator, then moved
+    optimizer, optimizer_impl = _make_optimizer(model, cfg, device)
+    train_model = model
+    if cfg.compile:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.fallback_random = True  # dropout masks as in eager mode
+        train_model = torch.compile(model)
+
+    val_set = EvalSet.val(corpus.val, mcfg.block_size)
+    train_set = EvalSet.train_sample(corpus.train, len(corpus.val), mcfg.block_size)
+    state_path, log_path = out_dir / STATE_FILE, out_dir / LOG_FILE
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    book = {"step": 0, "elapsed_s": 0.0, "train_time_s": 0.0, "best": None, "resumed_at": []}
+    if state_path.is_file():
+        book = checkpoint.load_state(state_path, model, optimizer)
+        book["resumed_at"].append(book["step"])
+    curves = _read_log(log_path, book["step"])
+    atomic_write_text(log_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in curves))
+    last_saved = book["step"] if state_path.is_file() else None
+
+    data_seed = spec.resolved_data_seed
+    tokens_per_step = cfg.batch_size * mcfg.block_size
+    loss_buf = torch.zeros(cfg.log_interval, device=device)
+    amp = (
+        torch.autocast(device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
+    use_bar = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(
+        total=cfg.max_iters,
+        initial=book["step"],
+        disable=not use_bar,
+        unit="step",
+        leave=False,
+        file=sys.stderr,
+    )
+
+    step = book["step"]
+    session_start = time.perf_counter()
+    elapsed0 = book["elapsed_s"]
+    segment_start, segment_steps = time.perf_counter(), 0
+
+    def elapsed() -> float:
+        return elapsed0 + time.perf_counter() - session_start
+
+    def save(at_step: int) -> None:
+        book.update(step=at_step, elapsed_s=elapsed())
+        checkpoint.save_state(state_path, model, optimizer, book)
+
+    model.train()
+    with _StopSignals() as signals:
+        while True:
+            at_eval = step % cfg.eval_interval == 0 or step == cfg.max_iters
+            if at_eval and not (curves and curves[-1]["step"] == step):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                seg_time = time.perf_counter() - segment_start
+                book["train_time_s"] += seg_time
+                tr = evaluate(model, train_set, cfg.eval_batch_size, device, autocast_dtype)
+                va = evaluate(model, val_set, cfg.eval_batch_size, device, autocast_dtype)
+                if not all(map(math.isfinite, (tr["loss"], va["loss"]))):
+                    raise NonFiniteLossError(step, last_saved)
+                record = {
+                    "step": step,
+                    "train_loss": tr["loss"],
+                    "val_loss": va["loss"],
+                    "train_accuracy": tr["accuracy"],
+                    "val_accuracy": va["accuracy"],
+                    "lr": learning_rate(min(step, cfg.max_iters - 1), cfg),
+                    "elapsed_s": elapsed(),
+                    "tokens_per_s": segment_steps * tokens_per_step / seg_time
+                    if segment_steps
+                    else None,
+                }
+                curves.append(record)
+                if book["best"] is None or va["loss"] < book["best"]["val_loss"]:
+                    book["best"] = {"step": step, "val_loss": va["loss"]}
+                atomic_write_text(
+                    log_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in curves)
+                )
+                if 0 < step < cfg.max_iters:
+                    save(step)
+                    last_saved = step
+                if not use_bar:
+                    write(
+                        f"  step {step:>6}/{cfg.max_iters}  train {tr['loss']:.4f}  "
+                        f"val {va['loss']:.4f}  val acc {va['accuracy']:.2f}%  "
+                        f"{elapsed():.0f}s"
+                    )
+                segment_start, segment_steps = time.perf_counter(), 0
+            if step == cfg.max_iters:
+                break
+            reason = signals.received or (
+                "stop requested" if stop_check is not None and stop_check(step) else None
+            )
+            if reason:
+                book["train_time_s"] += time.perf_counter() - segment_start
+                save(step)
+                bar.close()
+                raise TrainingInterrupted(step, reason)
+
+            lr = learning_rate(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = get_batch(
+                corpus.train, mcfg.block_size, cfg.batch_size, batch_seed(data_seed, "train", step)
+            )
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with amp:
+                _, loss = train_model(x, y)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_buf[step % cfg.log_interval] = loss.detach()
+            step += 1
+            segment_steps += 1
+            if step % cfg.log_interval == 0 or step == cfg.max_iters:
+                n = (step - 1) % cfg.log_interval + 1
+                window = loss_buf[:n].tolist()  # the one host synchronisation per log interval
+                bad = [i for i, v in enumerate(window) if not math.isfinite(v)]
+                if bad:
+                    bar.close()
+                    raise NonFiniteLossError(step - n + bad[0], last_saved)
+                bar.set_postfix(loss=f"{sum(window) / n:.4f}", refresh=False)
+                bar.update(step - bar.n)
+    bar.close()
+
+    weights_path = checkpoint.save_weights(out_dir / WEIGHTS_FILE, model, corpus.chars)
+    final = curves[-1]
+    record = {
+        "seed": spec.seed,
+        "data_seed": data_seed,
+        "activation": mcfg.activation,
+        "model": mcfg.to_dict(),
+        "train": {
+            **asdict(cfg),
+            "precision_used": precision,
+            "device_used": str(device),
+            "optimizer_impl_used": optimizer_impl,
+        },
+        "n_params": model.num_parameters(),
+        "final": {
+            k: final[k]
+            for k in ("step", "train_loss", "val_loss", "train_accuracy", "val_accuracy")
+        },
+        "best": book["best"],
+        "wall_time_s": elapsed(),
+        "tokens_per_s": cfg.max_iters * tokens_per_step / book["train_time_s"]
+        if book["train_time_s"] > 0
+        else None,
+        "weights_sha256": sha256_file(weights_path),
+        "curves": curves,
+        "data": {
+            "sha256": corpus.sha256,
+            "n_train": len(corpus.train),
+            "n_val": len(corpus.val),
+            "vocab_size": corpus.vocab_size,
+        },
+        "determinism": det,
+        "environment": determinism.platform_record(device, precision),
+        "resumed_at_steps": book["resumed_at"],
+    }
+    atomic_write_json(out_dir / RECORD_FILE, record)
+    state_path.unlink(missing_ok=True)
+    return record

@@ -1,0 +1,54 @@
+"""Command line of the pipeline: ``python -m reproduce <command> ...``.
+
+Each command lives in its own module, which exposes ``register(subparsers)``; the parser it
+adds sets ``func`` to a callable taking the parsed arguments and returning an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command name -> module that implements it
+COMMANDS = {
+    "run": "reproduce.runner",
+    "render": "reproduce.report",
+    "publish": "reproduce.publish",
+    "verify": "reproduce.verify",
+    "audit": "reproduce.audit",
+    "compare": "reproduce.compare",
+    "bench": "reproduce.bench",
+}
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit status 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every command whose module is present."""
+    parser = argparse.ArgumentParser(prog="python -m reproduce", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMANDS.values():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are kept; rerun the same command to resume", file=sys.stderr)
+        return 130

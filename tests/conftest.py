@@ -1,0 +1,50 @@
+"""Shared fixtures: the real tiny Shakespeare corpus and a tiny trial that trains in seconds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from charlm.data import Corpus, resolve_data_path
+from charlm.model import ModelConfig
+from charlm.train import TrainConfig, TrialSpec
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+
+
+@pytest.fixture(scope="session")
+def data_path() -> Path:
+    """tiny Shakespeare: $CHARLM_DATA, else the shared copy beside the repository."""
+    if os.environ.get("CHARLM_DATA"):
+        return Path(os.environ["CHARLM_DATA"])
+    if SHARED_DATA.is_file():
+        return SHARED_DATA
+    pytest.fail("tiny Shakespeare not found: set CHARLM_DATA to a local copy of input.txt")
+
+
+@pytest.fixture(scope="session")
+def corpus(data_path) -> Corpus:
+    return Corpus.load(resolve_data_path(data_path))
+
+
+def tiny_spec(seed: int = 0, max_iters: int = 24, **train) -> TrialSpec:
+    """A 1-layer, 32-wide model on 32-character windows: a few seconds on two CPU cores."""
+    model = ModelConfig(
+        n_layer=1, n_head=2, n_embd=32, block_size=32, vocab_size=65, dropout=0.1, activation="gelu"
+    )
+    settings = dict(
+        max_iters=max_iters,
+        batch_size=8,
+        lr=1e-3,
+        warmup_iters=4,
+        eval_interval=8,
+        eval_batch_size=512,
+        log_interval=4,
+        threads=2,
+        device="cpu",
+    )
+    settings.update(train)
+    return TrialSpec(model, TrainConfig(**settings), seed=seed)
