@@ -395,10 +395,9 @@ def train_trial(
                     "val_accuracy": va["accuracy"],
                     "lr": learning_rate(min(step, cfg.max_iters - 1), cfg),
                     "elapsed_s": elapsed(),
-                    "tokens_per_s": segment_steps * tokens_per_step / seg_time
-                    if segment_steps
-                    else None,
                 }
+                if segment_steps:  # training throughput since the previous evaluation
+                    record["tokens_per_s"] = segment_steps * tokens_per_step / seg_time
                 curves.append(record)
                 if book["best"] is None or va["loss"] < book["best"]["val_loss"]:
                     book["best"] = {"step": step, "val_loss": va["loss"]}

@@ -1,1 +1,1 @@
-"""The study's pipeline on top of :mod:`charlm`: sweeps, results, statistics, reports, verification."""
+"""The study's pipeline on top of :mod:`charlm`: sweeps, results, statistics, reports."""

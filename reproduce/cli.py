@@ -50,5 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished trials are kept; rerun the same command to resume", file=sys.stderr)
+        print(
+            "interrupted: finished trials are kept; rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130

@@ -48,3 +48,47 @@ def tiny_spec(seed: int = 0, max_iters: int = 24, **train) -> TrialSpec:
     )
     settings.update(train)
     return TrialSpec(model, TrainConfig(**settings), seed=seed)
+
+
+TINY_SWEEP = """
+name = "tiny"
+description = "test sweep"
+
+[model]
+n_layer = 1
+n_head = 2
+n_embd = 16
+block_size = 16
+dropout = 0.1
+
+[train]
+max_iters = {max_iters}
+batch_size = 8
+lr = 3e-3
+warmup_iters = 2
+eval_interval = 4
+eval_batch_size = 1024
+log_interval = 2
+precision = "fp32"
+threads = 2
+device = "cpu"
+
+[sweep]
+activations = {activations}
+seeds = {seeds}
+
+[report]
+sample_tokens = 40
+pd_batch_size = 1024
+"""
+
+
+def write_sweep(
+    path: Path, activations=("relu", "gelu"), seeds=(0, 1), max_iters=8, extra: str = ""
+) -> Path:
+    """A tiny sweep config (1 layer, width 16, 8 steps) written to ``path``."""
+    text = TINY_SWEEP.format(
+        activations=list(activations), seeds=list(seeds), max_iters=max_iters
+    ).replace("'", '"')
+    path.write_text(text + extra, encoding="utf-8")
+    return path

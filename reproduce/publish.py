@@ -1,0 +1,116 @@
+"""``python -m reproduce publish RUN_DIR DEST [--with-weights]``: the shipped copy of a run.
+
+DEST receives results.json, the report files and figures, the training logs as one
+deterministic ``logs.tar.gz``, and, only with ``--with-weights``, each trial's
+``trials/<id>/weights.safetensors`` (the run directory's layout, so ``verify`` reads both). Its
+SHA256SUMS lists exactly what it ships. DEST is assembled beside itself and swapped in whole, so
+a reader never sees a half-published directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from charlm.io import atomic_write_bytes
+from charlm.train import LOG_FILE, WEIGHTS_FILE
+from reproduce import results
+from reproduce.cli import UserError
+from reproduce.manifest import MANIFEST, write_manifest
+from reproduce.runner import TRIALS_DIR
+
+__all__ = ["SHIPPED_FILES", "SHIPPED_DIRS", "LOGS_ARCHIVE", "logs_archive", "publish"]
+
+SHIPPED_FILES = ("results.json", "report.md", "report.html", "audit.md")
+SHIPPED_DIRS = ("figures",)
+LOGS_ARCHIVE = "logs.tar.gz"
+
+
+def logs_archive(run_dir: Path, trial_ids: list[str]) -> bytes:
+    """A gzip-compressed tar of ``trials/<id>/log.jsonl`` for each trial, byte-identical for the
+    same logs: members sorted, times, owners and gzip header zeroed."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for trial_id in sorted(trial_ids):
+                rel = f"{TRIALS_DIR}/{trial_id}/{LOG_FILE}"
+                payload = (run_dir / rel).read_bytes()
+                info = tarfile.TarInfo(rel)
+                info.size, info.mtime, info.mode = len(payload), 0, 0o644
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(payload))
+    return buffer.getvalue()
+
+
+def publish(
+    run_dir: str | os.PathLike, dest: str | os.PathLike, with_weights: bool = False
+) -> Path:
+    """Copy the shipped set of ``run_dir`` into ``dest`` and write its SHA256SUMS.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no results.json (the sweep is not finished).
+        UserError: ``dest`` is ``run_dir`` itself, or an existing directory that is not a
+            previous publication (no SHA256SUMS), which is never overwritten.
+    """
+    run_dir, dest = Path(run_dir), Path(dest)
+    data = results.load_results(run_dir)
+    if dest.resolve() == run_dir.resolve():
+        raise UserError("DEST must differ from RUN_DIR: publish copies a subset of a run")
+    if dest.exists() and any(dest.iterdir()) and not (dest / MANIFEST).is_file():
+        raise UserError(f"{dest} exists and is not a published directory; choose an empty DEST")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        for name in SHIPPED_FILES:
+            if (run_dir / name).is_file():
+                shutil.copyfile(run_dir / name, staging / name)
+        for name in SHIPPED_DIRS:
+            if (run_dir / name).is_dir():
+                shutil.copytree(run_dir / name, staging / name)
+        ids = [t["id"] for t in data["trials"]]
+        atomic_write_bytes(staging / LOGS_ARCHIVE, logs_archive(run_dir, ids))
+        if with_weights:
+            for trial_id in ids:
+                rel = Path(TRIALS_DIR) / trial_id / WEIGHTS_FILE
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(run_dir / rel, staging / rel)
+        write_manifest(staging)
+        old = None
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            dest.rename(old)
+        staging.rename(dest)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dest
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``publish`` command."""
+    p = subparsers.add_parser("publish", help="copy a finished run's shipped files to DEST")
+    p.add_argument("run_dir", help="a finished run directory")
+    p.add_argument("dest", help="destination directory (new, empty, or a previous publication)")
+    p.add_argument(
+        "--with-weights", action="store_true", help="also ship every trial's weights.safetensors"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        dest = publish(args.run_dir, args.dest, args.with_weights)
+        print(
+            f"published {args.run_dir} to {dest}"
+            + (" with weights" if args.with_weights else " (weights not shipped)")
+        )
+        return 0
+
+    p.set_defaults(func=run)

@@ -1,0 +1,361 @@
+"""``python -m reproduce run --config C --out DIR``: train every trial of a sweep, then publish
+results.json, the report and SHA256SUMS in DIR.
+
+Layout of DIR::
+
+    sweep.json                 base settings (a rerun with other base settings is refused)
+    trials/<id>/               one trial (see charlm.train): trial.json, weights, log.jsonl
+    results.json  report.*     written once every trial has finished
+    SHA256SUMS                 over every file present
+
+A finished trial (record + weights matching its digest) is skipped; an interrupted one resumes
+from its saved state; new activations, seeds or grid values train only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from charlm import determinism
+from charlm.data import TINY_SHAKESPEARE_SHA256, Corpus, resolve_data_path
+from charlm.io import atomic_write_json, dumps_json
+from charlm.model import CharLM
+from charlm.train import (
+    RECORD_FILE,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    TrainingInterrupted,
+    is_finished,
+    train_trial,
+)
+from reproduce import analysis, report, results
+from reproduce.cli import UserError
+from reproduce.config import SweepConfig, Trial, load_config
+from reproduce.manifest import write_manifest
+
+__all__ = ["SWEEP_FILE", "TRIALS_DIR", "EXIT_TIME_LIMIT", "Sweep", "run_sweep", "register"]
+
+SWEEP_FILE = "sweep.json"
+TRIALS_DIR = "trials"
+FAILED_FILE = "failed.json"
+EXIT_TIME_LIMIT = 75  # EX_TEMPFAIL: stopped before a time limit; rerun to resume
+
+
+@dataclass
+class Sweep:
+    """A sweep bound to its corpus and output directory."""
+
+    config: SweepConfig
+    corpus: Corpus
+    out: Path
+
+    @classmethod
+    def open(cls, config_path: str | Path, out: str | Path, data: str | None = None) -> Sweep:
+        """Load the config and the corpus, and check ``out`` can take this sweep.
+
+        ``data`` locates tiny Shakespeare (like ``$CHARLM_DATA``); a config whose ``[data] path``
+        names another corpus uses that file instead.
+
+        Raises:
+            ConfigError, FileNotFoundError, ValueError: bad config or data.
+            UserError: ``out`` holds a sweep with other base settings.
+        """
+        config = load_config(config_path)
+        if config.data_path is None:  # tiny Shakespeare, checked against its digest
+            corpus = Corpus.load(resolve_data_path(data))
+        else:  # another corpus, relative to the config file: its digest is recorded
+            corpus = Corpus.load(Path(config_path).parent / config.data_path)
+        sweep = cls(config, corpus, Path(out))
+        sweep.check_base()
+        return sweep
+
+    @property
+    def trials(self) -> list[Trial]:
+        return self.config.trials(self.corpus.vocab_size)
+
+    def base_settings(self) -> dict:
+        return {**self.config.base_settings(), "data_sha256": self.corpus.sha256}
+
+    def trial_dir(self, trial: Trial) -> Path:
+        return self.out / TRIALS_DIR / trial.id
+
+    def check_base(self) -> None:
+        """Refuse an output directory that holds results of other base settings."""
+        path = self.out / SWEEP_FILE
+        if not path.is_file():
+            return
+        recorded = json.loads(path.read_text(encoding="utf-8"))["base_settings"]
+        mine = json.loads(dumps_json(self.base_settings()))
+        if recorded != mine:
+            diffs = _differences(recorded, mine)
+            raise UserError(
+                f"{self.out} holds a sweep with other base settings ({'; '.join(diffs[:4])}); "
+                "choose another --out directory or restore the original config"
+            )
+
+    def write_sweep_file(self) -> None:
+        atomic_write_json(
+            self.out / SWEEP_FILE,
+            {
+                "base_settings": self.base_settings(),
+                "config": self.config.to_dict(),
+            },
+        )
+
+    def status(self, trial: Trial) -> str:
+        """``done``, ``resume`` (a saved state exists) or ``new``."""
+        directory = self.trial_dir(trial)
+        if is_finished(directory):
+            return "done"
+        return "resume" if (directory / STATE_FILE).is_file() else "new"
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} recorded, {b!r} now")
+    return out
+
+
+def estimate_seconds(sweep: Sweep, pending: list[Trial]) -> tuple[float, str]:
+    """Seconds the pending trials should take, and how that was estimated.
+
+    From the finished trials' recorded time per step when there are any; otherwise from timing
+    one training step of the first pending trial's model after one warm-up step.
+    """
+    if not pending:
+        return 0.0, "nothing to train"
+    steps = sum(t.spec.train.max_iters for t in pending)
+    finished = [
+        json.loads((sweep.trial_dir(t) / RECORD_FILE).read_text(encoding="utf-8"))
+        for t in sweep.trials
+        if sweep.status(t) == "done"
+    ]
+    if finished:
+        per_step = sum(r["wall_time_s"] for r in finished) / sum(
+            r["train"]["max_iters"] for r in finished
+        )
+        return steps * per_step, f"from {len(finished)} finished trial(s)"
+    spec = pending[0].spec
+    device = determinism.resolve_device(spec.train.device)
+    torch.set_num_threads(spec.train.threads)
+    model = CharLM(spec.model).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.train.lr)
+    x = torch.zeros(spec.train.batch_size, spec.model.block_size, dtype=torch.int64, device=device)
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        _, loss = model(x, x)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    per_step = times[-1]
+    # evaluation: two forward passes over val-sized text (~1/3 of a training step per token)
+    evals = spec.train.max_iters // spec.train.eval_interval + 1
+    eval_tokens = 2 * len(sweep.corpus.val)
+    per_trial_eval = (
+        evals * eval_tokens / (spec.train.batch_size * spec.model.block_size) * (per_step / 3)
+    )
+    total = steps * per_step + len(pending) * per_trial_eval
+    return total, "from one timed training step"
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def train_trials(
+    sweep: Sweep,
+    trials: list[Trial],
+    *,
+    device: str | None = None,
+    deadline: float | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, str]:
+    """Train each trial that is not finished, in order; returns failures as id -> message.
+
+    A failing trial is recorded and the next one starts; finished trials are never touched.
+
+    Raises:
+        TrainingInterrupted: SIGINT/SIGTERM or the deadline; the current trial saved its state.
+    """
+    failures: dict[str, str] = {}
+    todo = [t for t in trials if sweep.status(t) != "done"]
+    started = time.monotonic()
+    for number, trial in enumerate(todo, 1):
+        state = sweep.status(trial)
+        eta = ""
+        if number > 1:
+            per_trial = (time.monotonic() - started) / (number - 1)
+            eta = f", about {_fmt_duration(per_trial * (len(todo) - number + 1))} left"
+        log(
+            f"[{number}/{len(todo)}] {trial.id}"
+            + (" (resuming)" if state == "resume" else "")
+            + eta
+        )
+        stop = (lambda step: time.monotonic() > deadline) if deadline is not None else None
+        try:
+            record = train_trial(
+                trial.spec, sweep.corpus, sweep.trial_dir(trial), device=device, stop_check=stop
+            )
+        except TrainingInterrupted:
+            raise
+        except Exception as exc:  # a failed trial must not lose the others
+            failures[trial.id] = f"{type(exc).__name__}: {exc}"
+            log(f"    FAILED: {failures[trial.id]}")
+            continue
+        final = record["final"]
+        log(
+            f"    val_loss {final['val_loss']:.4f}  val acc {final['val_accuracy']:.2f}%  "
+            f"{record['wall_time_s']:.1f}s"
+        )
+    return failures
+
+
+def finalize(sweep: Sweep, log: Callable[[str], None] = print) -> dict:
+    """Once every trial is finished: prediction differences, samples, results.json, the report
+    and SHA256SUMS. Returns the results."""
+    trials = sweep.trials
+    entries = []
+    groups: dict[str, dict[int, Path]] = {}
+    for trial in trials:
+        record = json.loads((sweep.trial_dir(trial) / RECORD_FILE).read_text(encoding="utf-8"))
+        entries.append(results.trial_entry(trial.id, trial.group, trial.grid, record))
+        groups.setdefault(trial.group, {})[trial.seed] = sweep.trial_dir(trial) / WEIGHTS_FILE
+    options = sweep.config.report
+    threads = trials[0].spec.train.threads
+    torch.set_num_threads(threads)
+    log("computing prediction differences between seeds and samples")
+    pd = analysis.prediction_differences(groups, sweep.corpus, options.pd_batch_size)
+    data = {
+        "schema_version": results.SCHEMA_VERSION,
+        "config": sweep.config.to_dict(),
+        "base_settings": sweep.base_settings(),
+        "data": {
+            "sha256": sweep.corpus.sha256,
+            "is_tiny_shakespeare": sweep.corpus.sha256 == TINY_SHAKESPEARE_SHA256,
+            "n_chars": len(sweep.corpus.text),
+            "n_train": len(sweep.corpus.train),
+            "n_val": len(sweep.corpus.val),
+            "vocab_size": sweep.corpus.vocab_size,
+        },
+        "trials": entries,
+        "statistics": results.statistics(entries),
+        "prediction_difference": pd,
+        "samples": analysis.samples(groups, options),
+        "render": {
+            "stack": results.rendering_stack(),
+            "threads": threads,
+            "options": {"compare": None},
+        },
+    }
+    results.write_results(sweep.out, data)
+    report.render_directory(sweep.out, log=log)
+    (sweep.out / FAILED_FILE).unlink(missing_ok=True)
+    write_manifest(sweep.out)
+    return data
+
+
+def run_sweep(
+    config_path: str | Path,
+    out: str | Path,
+    *,
+    data: str | None = None,
+    dry_run: bool = False,
+    time_limit_s: float | None = None,
+    log: Callable[[str], None] = print,
+) -> int:
+    """The ``run`` command; returns the exit status (0 done, 1 a trial failed,
+    :data:`EXIT_TIME_LIMIT` stopped at the time limit, 130 interrupted)."""
+    start = time.monotonic()
+    sweep = Sweep.open(config_path, out, data)
+    trials = sweep.trials
+    pending = [t for t in trials if sweep.status(t) != "done"]
+    log(
+        f"sweep {sweep.config.name!r}: {len(trials)} trial(s), {len(pending)} to train, "
+        f"output {sweep.out}"
+    )
+    if dry_run:
+        models = {t.spec.model: CharLM(t.spec.model).num_parameters() for t in trials}
+        for model, n_params in models.items():
+            log(
+                f"  model {model.n_layer} layers x {model.n_embd} wide, {model.n_head} heads, "
+                f"context {model.block_size}, {model.activation}: {n_params:,} parameters"
+            )
+        for trial in trials:
+            log(f"  {trial.id:<32} {sweep.status(trial)}")
+        seconds, how = estimate_seconds(sweep, pending)
+        log(f"estimated training time: {_fmt_duration(seconds)} ({how}); nothing trained")
+        return 0
+    sweep.out.mkdir(parents=True, exist_ok=True)
+    sweep.write_sweep_file()
+    deadline = start + time_limit_s if time_limit_s else None
+    try:
+        failures = train_trials(sweep, trials, deadline=deadline, log=log)
+    except TrainingInterrupted as exc:
+        write_manifest(sweep.out)
+        if deadline is not None and time.monotonic() > deadline:
+            log(f"time limit reached: {exc}")
+            return EXIT_TIME_LIMIT
+        log(f"interrupted: {exc}")
+        return 130
+    if failures:
+        atomic_write_json(sweep.out / FAILED_FILE, failures)
+        write_manifest(sweep.out)
+        names = ", ".join(sorted(failures))
+        print(
+            f"error: {len(failures)} trial(s) failed: {names} (details in "
+            f"{sweep.out / FAILED_FILE}); the other trials are kept, rerun to retry",
+            file=sys.stderr,
+        )
+        return 1
+    finalize(sweep, log=log)
+    log(f"done: {sweep.out / results.RESULTS_FILE}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``run`` command."""
+    p = subparsers.add_parser("run", help="train every trial of a sweep and write its results")
+    p.add_argument("--config", required=True, help="sweep config, e.g. configs/smoke.toml")
+    p.add_argument("--out", required=True, help="output directory (created; reruns resume)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="tiny Shakespeare's file (default: $CHARLM_DATA, else the cache or a download)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the trials and the time estimate; train nothing",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"stop cleanly (state saved, exit {EXIT_TIME_LIMIT}) after this long",
+    )
+    p.set_defaults(
+        func=lambda a: run_sweep(
+            a.config, a.out, data=a.data, dry_run=a.dry_run, time_limit_s=a.time_limit
+        )
+    )

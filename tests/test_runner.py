@@ -1,0 +1,247 @@
+"""The sweep runner end to end on real data with a tiny config: results, manifest, skip,
+resume, extension, refusals and publish."""
+
+import json
+import shutil
+import subprocess
+import tarfile
+
+import pytest
+from conftest import write_sweep
+
+from charlm.io import sha256_file
+from charlm.train import TrainingInterrupted, train_trial
+from reproduce import runner
+from reproduce.cli import main
+from reproduce.config import load_config
+from reproduce.results import load_results
+
+
+def sha256sum_check(directory):
+    return subprocess.run(
+        ["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=directory, capture_output=True, text=True
+    )
+
+
+def weights_digests(directory):
+    return {p.parent.name: sha256_file(p) for p in directory.glob("trials/*/weights.safetensors")}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, data_path):
+    root = tmp_path_factory.mktemp("run")
+    config = write_sweep(root / "tiny.toml")
+    out = root / "out"
+    assert main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]) == 0
+    return config, out
+
+
+def test_run_writes_valid_results_and_manifest(finished):
+    _, out = finished
+    data = load_results(out)  # validates against the schema
+    assert [t["id"] for t in data["trials"]] == ["gelu-s0", "gelu-s1", "relu-s0", "relu-s1"]
+    trial = data["trials"][0]
+    assert trial["group"] == "gelu" and trial["grid"] == {} and trial["final"]["step"] == 8
+    assert trial["weights_sha256"] == sha256_file(out / "trials/gelu-s0/weights.safetensors")
+    assert trial["environment"]["threads"] == 2 and trial["train"]["precision_used"] == "fp32"
+    assert set(data["prediction_difference"]) == {"gelu", "relu"}
+    pairs = data["prediction_difference"]["gelu"]["pairs"]
+    assert list(pairs) == ["s0-s1"] and 0 < pairs["s0-s1"]["relative_pd"] < 2
+    assert data["samples"]["relu"]["text"].startswith("ROMEO:")
+    assert data["statistics"]["cells"]["all"]["activations"]["gelu"]["n"] == 2
+    assert (out / "report.md").is_file()
+    assert sha256sum_check(out).returncode == 0
+    listed = [line.split("  ", 1)[1] for line in (out / "SHA256SUMS").read_text().splitlines()]
+    assert "state.safetensors" not in " ".join(listed) and "results.json" in listed
+    assert "trials/relu-s1/weights.safetensors" in listed
+
+
+def test_finished_trials_are_skipped(finished, data_path, capsys):
+    config, out = finished
+    before = {p: p.stat().st_mtime_ns for p in out.glob("trials/*/weights.safetensors")}
+    assert main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]) == 0
+    assert "0 to train" in capsys.readouterr().out
+    assert before == {p: p.stat().st_mtime_ns for p in out.glob("trials/*/weights.safetensors")}
+    assert sha256sum_check(out).returncode == 0
+
+
+def test_more_seeds_and_activations_train_only_whats_missing(finished, data_path, tmp_path, capsys):
+    config, out = finished
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    before = weights_digests(copy)
+    bigger = write_sweep(
+        tmp_path / "bigger.toml", activations=("relu", "gelu", "swish"), seeds=(0, 1, 2)
+    )
+    assert main(["run", "--config", str(bigger), "--out", str(copy), "--data", str(data_path)]) == 0
+    assert "9 trial(s), 5 to train" in capsys.readouterr().out
+    after = weights_digests(copy)
+    assert {k: after[k] for k in before} == before and len(after) == 9
+    assert len(load_results(copy)["trials"]) == 9
+
+
+def test_other_base_settings_are_refused(finished, data_path, tmp_path, capsys):
+    config, out = finished
+    changed = tmp_path / "changed.toml"
+    changed.write_text(config.read_text().replace("lr = 3e-3", "lr = 1e-3"))
+    before = sha256_file(out / "SHA256SUMS")
+    code = main(["run", "--config", str(changed), "--out", str(out), "--data", str(data_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "other base settings (train.lr: 0.003 recorded, 0.001 now)" in err
+    assert err.count("\n") == 1
+    assert sha256_file(out / "SHA256SUMS") == before
+
+
+def test_interrupted_trial_resumes_to_identical_weights(finished, data_path, tmp_path, capsys):
+    config, out = finished
+    fresh = tmp_path / "fresh"
+    sweep = runner.Sweep.open(config, fresh, str(data_path))
+    trial = next(t for t in sweep.trials if t.id == "relu-s1")
+    with pytest.raises(TrainingInterrupted):
+        train_trial(
+            trial.spec,
+            sweep.corpus,
+            sweep.trial_dir(trial),
+            stop_check=lambda step: step == 5,
+            progress=False,
+        )
+    assert sweep.status(trial) == "resume"
+    assert (
+        main(["run", "--config", str(config), "--out", str(fresh), "--data", str(data_path)]) == 0
+    )
+    assert "relu-s1 (resuming)" in capsys.readouterr().out
+    assert weights_digests(fresh) == weights_digests(out)
+
+
+def test_time_limit_stops_cleanly_and_rerun_finishes(finished, data_path, tmp_path):
+    config, out = finished
+    limited = tmp_path / "limited"
+    code = main(
+        [
+            "run",
+            "--config",
+            str(config),
+            "--out",
+            str(limited),
+            "--data",
+            str(data_path),
+            "--time-limit",
+            "0.001",
+        ]
+    )
+    assert code == runner.EXIT_TIME_LIMIT
+    assert not (limited / "results.json").exists()
+    assert sha256sum_check(limited).returncode == 0
+    assert (
+        main(["run", "--config", str(config), "--out", str(limited), "--data", str(data_path)]) == 0
+    )
+    assert weights_digests(limited) == weights_digests(out)
+
+
+def test_failed_trial_is_named_and_others_kept(finished, data_path, tmp_path, monkeypatch, capsys):
+    config, _ = finished
+    out = tmp_path / "failing"
+    real = runner.train_trial
+
+    def flaky(spec, corpus, directory, **kw):
+        if directory.name == "gelu-s1":
+            raise RuntimeError("simulated failure")
+        return real(spec, corpus, directory, **kw)
+
+    monkeypatch.setattr(runner, "train_trial", flaky)
+    code = main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and "1 trial(s) failed: gelu-s1" in err
+    assert json.loads((out / "failed.json").read_text()) == {
+        "gelu-s1": "RuntimeError: simulated failure"
+    }
+    assert sorted(weights_digests(out)) == ["gelu-s0", "relu-s0", "relu-s1"]
+    assert not (out / "results.json").exists()
+    monkeypatch.setattr(runner, "train_trial", real)
+    assert main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]) == 0
+    assert not (out / "failed.json").exists()
+
+
+def test_dry_run_lists_and_trains_nothing(finished, data_path, tmp_path, capsys):
+    config, _ = finished
+    out = tmp_path / "dry"
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(config),
+                "--out",
+                str(out),
+                "--data",
+                str(data_path),
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "relu-s1" in text and "estimated training time" in text and "nothing trained" in text
+    assert "1 layers x 16 wide, 2 heads, context 16" in text
+    assert not out.exists()
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path, capsys):
+    bad = write_sweep(tmp_path / "bad.toml")
+    bad.write_text(bad.read_text().replace("n_head = 2", "n_head = 3"))
+    assert main(["run", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "divisible" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("with_weights", [False, True])
+def test_publish_ships_exactly_what_it_lists(finished, tmp_path, with_weights):
+    _, out = finished
+    dest = tmp_path / "pub"
+    args = ["publish", str(out), str(dest)] + (["--with-weights"] if with_weights else [])
+    assert main(args) == 0
+    assert sha256sum_check(dest).returncode == 0
+    listed = sorted(
+        line.split("  ", 1)[1] for line in (dest / "SHA256SUMS").read_text().splitlines()
+    )
+    present = sorted(
+        p.relative_to(dest).as_posix()
+        for p in dest.rglob("*")
+        if p.is_file() and p.name != "SHA256SUMS"
+    )
+    assert listed == present
+    weights = [p for p in listed if p.endswith("weights.safetensors")]
+    assert len(weights) == (4 if with_weights else 0)
+    assert {"results.json", "report.md", "logs.tar.gz"} <= set(listed)
+    with tarfile.open(dest / "logs.tar.gz") as tar:
+        assert tar.getnames() == [
+            f"trials/{i}/log.jsonl" for i in ("gelu-s0", "gelu-s1", "relu-s0", "relu-s1")
+        ]
+    first = sha256_file(dest / "logs.tar.gz")
+    assert main(args) == 0  # republishing replaces the publication with identical bytes
+    assert sha256_file(dest / "logs.tar.gz") == first
+
+
+def test_publish_refuses_a_foreign_directory(finished, tmp_path, capsys):
+    _, out = finished
+    dest = tmp_path / "taken"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("mine")
+    assert main(["publish", str(out), str(dest)]) == 2
+    assert "not a published directory" in capsys.readouterr().err
+    assert (dest / "notes.txt").read_text() == "mine"
+
+
+def test_render_twice_gives_identical_bytes(finished):
+    _, out = finished
+    first = (out / "report.md").read_bytes()
+    assert main(["render", str(out)]) == 0
+    assert (out / "report.md").read_bytes() == first
+    assert sha256sum_check(out).returncode == 0
+
+
+def test_config_records_match_results(finished):
+    config, out = finished
+    data = load_results(out)
+    assert data["config"] == load_config(config).to_dict()
