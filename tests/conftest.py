@@ -13,6 +13,8 @@ from charlm.train import TrainConfig, TrialSpec
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+if SHARED_DATA.is_file():  # commands run by tests find tiny Shakespeare as CI's would
+    os.environ.setdefault("CHARLM_DATA", str(SHARED_DATA))
 
 
 @pytest.fixture(scope="session")

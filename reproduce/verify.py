@@ -1,0 +1,373 @@
+"""``python -m reproduce verify DIR [--retrain all|ID,ID]``: check a result without trusting us.
+
+One row per check, with a verdict:
+
+- ``pass`` / ``FAIL``;
+- ``not distributed``: weights that were not shipped (their digests stay in results.json);
+  never a failure and never a pass;
+- ``platform differs``: a bit-for-bit comparison that this machine cannot make (what differs is
+  named); a retrained trial must then fall within :data:`TOLERANCES`.
+
+Checks: integrity (every SHA256SUMS entry present and matching, no unlisted file, results.json
+valid against its schema, every shipped weights file matching its recorded digest and loading
+into the recorded architecture); analysis (the statistics recomputed from the trial records
+equal the stored ones to :data:`RELATIVE_TOLERANCE`; the prediction differences recomputed when
+all weights are present; the report re-rendered byte for byte when the rendering stack matches);
+retraining (named trials trained again from their records: bit-identical weights on the same
+platform, metrics within tolerance on another). Exit status 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from charlm import determinism
+from charlm.checkpoint import load_weights
+from charlm.data import TINY_SHAKESPEARE_SHA256, Corpus, resolve_data_path
+from charlm.io import sha256_file
+from charlm.model import ModelConfig
+from charlm.train import WEIGHTS_FILE, TrainConfig, TrialSpec, train_trial
+from reproduce import analysis, report, results
+from reproduce.cli import UserError
+from reproduce.manifest import check_manifest
+from reproduce.runner import TRIALS_DIR
+
+__all__ = ["TOLERANCES", "RELATIVE_TOLERANCE", "Row", "verify", "register"]
+
+RELATIVE_TOLERANCE = 1e-9  # stored vs recomputed statistics
+PD_RELATIVE_TOLERANCE = 1e-6  # recomputed PD may differ in the last bits across thread counts
+# A retrained trial on another platform must land this close to the recorded final metrics.
+TOLERANCES = {
+    "val_loss": 0.05,  # nats
+    "train_loss": 0.05,  # nats
+    "val_accuracy": 1.0,  # percentage points
+    "train_accuracy": 1.0,  # percentage points
+}
+PASS, FAIL, NOT_DISTRIBUTED, PLATFORM_DIFFERS = (
+    "pass",
+    "FAIL",
+    "not distributed",
+    "platform differs",
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One check: what was checked, on what, the verdict, and why."""
+
+    check: str
+    subject: str
+    verdict: str
+    detail: str = ""
+
+
+def _close(a, b, rel: float, path: str = "") -> list[str]:
+    """Paths where two JSON-like values differ beyond ``rel`` (relative; absolute near 0)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{path or '/'}: keys differ"]
+        return [d for k in sorted(a) for d in _close(a[k], b[k], rel, f"{path}/{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: lengths differ"]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _close(x, y, rel, f"{path}/{i}")
+        ]
+    numeric = (int, float)
+    if isinstance(a, numeric) and isinstance(b, numeric) and not isinstance(a, bool):
+        ok = math.isclose(a, b, rel_tol=rel, abs_tol=rel)
+        return [] if ok else [f"{path}: stored {a!r}, recomputed {b!r}"]
+    return [] if a == b else [f"{path}: stored {a!r}, recomputed {b!r}"]
+
+
+def check_integrity(directory: Path) -> tuple[list[Row], dict | None]:
+    """Manifest, schema and weights checks; returns the rows and results.json (None if bad)."""
+    rows = []
+    manifest = check_manifest(directory)
+    bad = [(p, v) for p, v in manifest if v != "ok"]
+    for path, verdict in bad:
+        what = {
+            "missing": "listed but missing",
+            "mismatch": "content does not match its digest",
+            "unlisted": "present but not listed in SHA256SUMS",
+        }[verdict]
+        rows.append(Row("manifest", path, FAIL, what))
+    if not bad:
+        rows.append(Row("manifest", "SHA256SUMS", PASS, f"{len(manifest)} files match"))
+    try:
+        data = results.load_results(directory)
+    except (ValueError, FileNotFoundError) as exc:
+        rows.append(Row("schema", "results.json", FAIL, str(exc)))
+        return rows, None
+    rows.append(Row("schema", "results.json", PASS, f"schema_version {data['schema_version']}"))
+    for trial in data["trials"]:
+        path = directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE
+        if not path.is_file():
+            rows.append(
+                Row(
+                    "weights",
+                    trial["id"],
+                    NOT_DISTRIBUTED,
+                    f"recorded sha256 {trial['weights_sha256'][:16]}...",
+                )
+            )
+            continue
+        actual = sha256_file(path)
+        if actual != trial["weights_sha256"]:
+            rows.append(
+                Row(
+                    "weights",
+                    trial["id"],
+                    FAIL,
+                    f"{path.relative_to(directory)} has sha256 {actual[:16]}..., "
+                    f"results.json records {trial['weights_sha256'][:16]}...",
+                )
+            )
+            continue
+        try:
+            model, _ = load_weights(path)
+        except ValueError as exc:
+            rows.append(Row("weights", trial["id"], FAIL, str(exc)))
+            continue
+        if model.config != ModelConfig.from_dict(trial["model"]):
+            rows.append(
+                Row(
+                    "weights",
+                    trial["id"],
+                    FAIL,
+                    "architecture in the file differs from the trial's record",
+                )
+            )
+            continue
+        rows.append(Row("weights", trial["id"], PASS, "digest matches; loads into its model"))
+    return rows, data
+
+
+def check_analysis(directory: Path, data: dict, corpus_path: str | None) -> list[Row]:
+    """Statistics, prediction differences (when weights are shipped) and the rendered report."""
+    rows = []
+    diffs = _close(data["statistics"], results.statistics(data["trials"]), RELATIVE_TOLERANCE)
+    rows.append(
+        Row(
+            "statistics",
+            "results.json",
+            FAIL if diffs else PASS,
+            "; ".join(diffs[:3])
+            if diffs
+            else f"recomputed from {len(data['trials'])} "
+            f"trial records, equal to {RELATIVE_TOLERANCE:g} relative",
+        )
+    )
+    groups: dict[str, dict[int, Path]] = {}
+    for trial in data["trials"]:
+        groups.setdefault(trial["group"], {})[trial["seed"]] = (
+            directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE
+        )
+    if not all(p.is_file() for g in groups.values() for p in g.values()):
+        rows.append(
+            Row(
+                "prediction difference",
+                "results.json",
+                NOT_DISTRIBUTED,
+                "needs every trial's weights",
+            )
+        )
+    else:
+        corpus = _corpus(data, corpus_path)
+        torch.set_num_threads(data["render"]["threads"])
+        batch_size = data["config"]["report"]["pd_batch_size"]
+        recomputed = analysis.prediction_differences(groups, corpus, batch_size)
+        diffs = _close(data["prediction_difference"], recomputed, PD_RELATIVE_TOLERANCE)
+        rows.append(
+            Row(
+                "prediction difference",
+                "results.json",
+                FAIL if diffs else PASS,
+                "; ".join(diffs[:3])
+                if diffs
+                else f"recomputed from the weights, equal to {PD_RELATIVE_TOLERANCE:g}",
+            )
+        )
+    recorded, here = data["render"]["stack"], results.rendering_stack()
+    differs = [
+        f"{k} {recorded.get(k)} recorded, {here.get(k)} here"
+        for k in ("python", "jinja2", "matplotlib")
+        if recorded.get(k) != here.get(k)
+    ]
+    if differs:
+        rows.append(Row("report", "re-render", PLATFORM_DIFFERS, "; ".join(differs)))
+        return rows
+    rendered = report.render_directory(directory, write=False, log=lambda _: None)
+    for name, payload in sorted(rendered.items()):
+        path = directory / name
+        if not path.is_file():
+            continue  # not shipped
+        same = path.read_bytes() == payload
+        rows.append(
+            Row(
+                "report",
+                name,
+                PASS if same else FAIL,
+                "re-rendered byte for byte" if same else "differs from a re-render of results.json",
+            )
+        )
+    return rows
+
+
+def _corpus(data: dict, corpus_path: str | None) -> Corpus:
+    if data["data"]["sha256"] == TINY_SHAKESPEARE_SHA256:
+        return Corpus.load(resolve_data_path(corpus_path))
+    if corpus_path is None:
+        raise UserError("this result used another corpus; name its file with --data")
+    corpus = Corpus.load(corpus_path)
+    if corpus.sha256 != data["data"]["sha256"]:
+        raise UserError(
+            f"--data {corpus_path} is not the corpus of this result "
+            f"(sha256 {corpus.sha256}, recorded {data['data']['sha256']})"
+        )
+    return corpus
+
+
+def _platform_differences(recorded: dict, here: dict) -> list[str]:
+    return [
+        f"{k}: {recorded.get(k)!r} recorded, {here.get(k)!r} here"
+        for k in determinism.PLATFORM_KEYS
+        if recorded.get(k) != here.get(k)
+    ]
+
+
+def retrain(data: dict, ids: list[str], corpus: Corpus, work: Path) -> list[Row]:
+    """Train the named trials again from their records and compare with what was recorded."""
+    by_id = {t["id"]: t for t in data["trials"]}
+    rows = []
+    for trial_id in ids:
+        trial = by_id[trial_id]
+        train = {k: v for k, v in trial["train"].items() if not k.endswith("_used")}
+        spec = TrialSpec(
+            ModelConfig.from_dict(trial["model"]),
+            TrainConfig.from_dict(train),
+            trial["seed"],
+            trial["data_seed"],
+        )
+        record = train_trial(spec, corpus, work / trial_id, progress=False, log=lambda _: None)
+        differs = _platform_differences(trial["environment"], record["environment"])
+        same_bits = record["weights_sha256"] == trial["weights_sha256"]
+        if not differs:
+            rows.append(
+                Row(
+                    "retrain",
+                    trial_id,
+                    PASS if same_bits else FAIL,
+                    "bit-identical weights"
+                    if same_bits
+                    else f"same platform but weights sha256 {record['weights_sha256'][:16]}... "
+                    f"!= recorded {trial['weights_sha256'][:16]}...",
+                )
+            )
+            continue
+        out = {k: abs(record["final"][k] - trial["final"][k]) for k in TOLERANCES}
+        beyond = [
+            f"{k} off by {v:.4g} (tolerance {TOLERANCES[k]})"
+            for k, v in out.items()
+            if v > TOLERANCES[k]
+        ]
+        verdict = FAIL if beyond else PLATFORM_DIFFERS
+        detail = (
+            "; ".join(beyond)
+            if beyond
+            else (
+                f"{'; '.join(differs)}; metrics within tolerance (val_loss off by "
+                f"{out['val_loss']:.4g})"
+            )
+        )
+        rows.append(Row("retrain", trial_id, verdict, detail))
+    return rows
+
+
+def verify(
+    directory: str | Path,
+    retrain_ids: list[str] | None = None,
+    data_path: str | None = None,
+    work: str | Path | None = None,
+) -> list[Row]:
+    """All checks of a run or published directory; see the module docstring.
+
+    Raises:
+        FileNotFoundError: no SHA256SUMS in ``directory``.
+        UserError: an unknown trial id in ``retrain_ids``.
+    """
+    directory = Path(directory)
+    rows, data = check_integrity(directory)
+    if data is None:
+        return rows
+    if retrain_ids:
+        known = [t["id"] for t in data["trials"]]
+        ids = known if retrain_ids == ["all"] else retrain_ids
+        unknown = sorted(set(ids) - set(known))
+        if unknown:
+            raise UserError(f"unknown trial id(s) {unknown}; this result has {known}")
+    rows += check_analysis(directory, data, data_path)
+    if retrain_ids:
+        corpus = _corpus(data, data_path)
+        if work is not None:
+            rows += retrain(data, ids, corpus, Path(work))
+        else:
+            with tempfile.TemporaryDirectory(prefix="charlm-verify-") as tmp:
+                rows += retrain(data, ids, corpus, Path(tmp))
+    return rows
+
+
+def format_rows(rows: list[Row]) -> str:
+    """The table verify prints."""
+    fields = ("check", "subject", "verdict")
+    widths = [max(len(f), *(len(getattr(r, f)) for r in rows)) for f in fields]
+    lines = [f"{'check':<{widths[0]}}  {'subject':<{widths[1]}}  {'verdict':<{widths[2]}}  detail"]
+    for r in rows:
+        lines.append(
+            f"{r.check:<{widths[0]}}  {r.subject:<{widths[1]}}  "
+            f"{r.verdict:<{widths[2]}}  {r.detail}"
+        )
+    return "\n".join(lines)
+
+
+def _command(args: argparse.Namespace) -> int:
+    ids = None
+    if args.retrain:
+        ids = ["all"] if args.retrain == "all" else [s for s in args.retrain.split(",") if s]
+    rows = verify(args.dir, ids, args.data, args.work)
+    print(format_rows(rows))
+    failed = [r for r in rows if r.verdict == FAIL]
+    counts = {
+        v: sum(r.verdict == v for r in rows)
+        for v in (PASS, FAIL, NOT_DISTRIBUTED, PLATFORM_DIFFERS)
+    }
+    print(", ".join(f"{n} {v}" for v, n in counts.items() if n))
+    if failed:
+        names = ", ".join(sorted({r.subject for r in failed}))
+        print(f"verification FAILED: {names}")
+        return 1
+    print("verification passed")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``verify`` command."""
+    p = subparsers.add_parser("verify", help="check a run or published directory")
+    p.add_argument("dir", help="directory with SHA256SUMS and results.json")
+    p.add_argument(
+        "--retrain",
+        default=None,
+        metavar="all|ID,ID",
+        help="train these trials again and compare (e.g. swish-s42,gelu-s43)",
+    )
+    p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
+    p.add_argument("--work", default=None, help="where retrained trials go (default: temporary)")
+    p.set_defaults(func=_command)

@@ -1,0 +1,146 @@
+"""verify: integrity, analysis and retraining checks on a tiny real run."""
+
+import json
+import shutil
+
+import pytest
+from conftest import write_sweep
+
+from charlm.io import atomic_write_json
+from reproduce.cli import main
+from reproduce.manifest import write_manifest
+from reproduce.verify import FAIL, NOT_DISTRIBUTED, PASS, PLATFORM_DIFFERS, verify
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, data_path):
+    root = tmp_path_factory.mktemp("verify")
+    config = write_sweep(root / "tiny.toml", activations=("relu", "swish"))
+    out = root / "run"
+    assert main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]) == 0
+    return out
+
+
+@pytest.fixture
+def copy(run_dir, tmp_path):
+    dest = tmp_path / "copy"
+    shutil.copytree(run_dir, dest)
+    return dest
+
+
+def verdicts(rows, check):
+    return {r.subject: r.verdict for r in rows if r.check == check}
+
+
+def test_clean_run_passes(run_dir, capsys):
+    assert main(["verify", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "verification passed" in out and FAIL not in out
+    rows = verify(run_dir)
+    assert verdicts(rows, "weights") == {
+        i: PASS for i in ("relu-s0", "relu-s1", "swish-s0", "swish-s1")
+    }
+    assert verdicts(rows, "statistics") == {"results.json": PASS}
+    assert verdicts(rows, "prediction difference") == {"results.json": PASS}
+    assert verdicts(rows, "report")["report.md"] == PASS
+
+
+@pytest.mark.parametrize(
+    "target", ["trials/swish-s1/weights.safetensors", "results.json", "report.md"]
+)
+def test_one_changed_byte_fails_and_is_named(copy, target, capsys):
+    path = copy / target
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    assert main(["verify", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "verification FAILED" in out and target in out.splitlines()[-1]
+    rows = verify(copy)
+    assert verdicts(rows, "manifest")[target] == FAIL
+
+
+def test_weights_changed_and_manifest_rewritten_still_fails(copy):
+    path = copy / "trials/relu-s0/weights.safetensors"
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0x01
+    path.write_bytes(bytes(raw))
+    write_manifest(copy)  # an attacker who also rewrites SHA256SUMS
+    rows = verify(copy)
+    assert verdicts(rows, "manifest") == {"SHA256SUMS": PASS}
+    assert verdicts(rows, "weights")["relu-s0"] == FAIL
+
+
+def test_missing_listed_file_fails(copy):
+    (copy / "report.md").unlink()
+    rows = verify(copy)
+    failed = [r for r in rows if r.verdict == FAIL]
+    assert [(r.subject, r.detail) for r in failed] == [("report.md", "listed but missing")]
+
+
+def test_tampered_statistics_fail(copy):
+    data = json.loads((copy / "results.json").read_text())
+    cell = data["statistics"]["cells"]["all"]["val_loss_comparison"]
+    cell["anova"]["p"] = 0.01
+    atomic_write_json(copy / "results.json", data)
+    write_manifest(copy)
+    rows = verify(copy)
+    stats_row = next(r for r in rows if r.check == "statistics")
+    assert stats_row.verdict == FAIL and "anova/p" in stats_row.detail
+
+
+def test_published_without_weights_reports_not_distributed(run_dir, tmp_path, capsys):
+    dest = tmp_path / "pub"
+    assert main(["publish", str(run_dir), str(dest)]) == 0
+    assert main(["verify", str(dest)]) == 0
+    rows = verify(dest)
+    assert set(verdicts(rows, "weights").values()) == {NOT_DISTRIBUTED}
+    assert verdicts(rows, "prediction difference") == {"results.json": NOT_DISTRIBUTED}
+    assert not any(r.verdict == FAIL for r in rows)
+
+
+def test_retrain_is_bit_identical_on_the_same_platform(run_dir, data_path, capsys):
+    assert main(["verify", str(run_dir), "--retrain", "swish-s1", "--data", str(data_path)]) == 0
+    rows = verify(run_dir, ["swish-s1"], str(data_path))
+    assert verdicts(rows, "retrain") == {"swish-s1": PASS}
+    assert "bit-identical" in next(r for r in rows if r.check == "retrain").detail
+
+
+def _edit_trial(directory, trial_id, edit):
+    data = json.loads((directory / "results.json").read_text())
+    edit(next(t for t in data["trials"] if t["id"] == trial_id))
+    atomic_write_json(directory / "results.json", data)
+    write_manifest(directory)
+
+
+def test_retrain_on_another_platform_checks_tolerances(copy, data_path):
+    _edit_trial(copy, "relu-s0", lambda t: t["environment"].update(cpu_model="Another CPU"))
+    rows = verify(copy, ["relu-s0"], str(data_path))
+    row = next(r for r in rows if r.check == "retrain")
+    assert row.verdict == PLATFORM_DIFFERS
+    assert "cpu_model: 'Another CPU' recorded" in row.detail and "within tolerance" in row.detail
+
+
+def test_retrain_out_of_tolerance_fails(copy, data_path):
+    def edit(trial):
+        trial["environment"]["threads"] = 64
+        trial["final"]["val_loss"] += 0.2
+
+    _edit_trial(copy, "relu-s1", edit)
+    rows = verify(copy, ["relu-s1"], str(data_path))
+    row = next(r for r in rows if r.check == "retrain")
+    assert row.verdict == FAIL and "val_loss off by 0.2" in row.detail
+
+
+def test_retrain_same_platform_different_bits_fails(copy, data_path):
+    _edit_trial(copy, "swish-s0", lambda t: t.update(weights_sha256="0" * 64))
+    rows = verify(copy, ["swish-s0"], str(data_path))
+    row = next(r for r in rows if r.check == "retrain")
+    assert row.verdict == FAIL and "same platform" in row.detail
+
+
+def test_unknown_trial_and_missing_manifest(run_dir, tmp_path, capsys):
+    assert main(["verify", str(run_dir), "--retrain", "tanh-s0"]) == 2
+    assert "unknown trial id(s) ['tanh-s0']" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path)]) == 2
+    assert "SHA256SUMS not found" in capsys.readouterr().err
