@@ -21,9 +21,11 @@ from torch import nn
 
 from charlm.activations import canonical_name, make_activation
 
-__all__ = ["DROPOUT_SITES", "ModelConfig", "CharLM"]
+__all__ = ["DROPOUT_SITES", "DROPOUT_KERNELS", "ModelConfig", "CharLM", "Dropout"]
 
 DROPOUT_SITES = ("embedding", "attention", "residual")
+DROPOUT_KERNELS = ("auto", "threshold", "torch")
+ATTENTION_BLOCK = 64  # query rows per block of causal_attention_with_dropout (fastest measured)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class ModelConfig:
         dropout_sites: where dropout applies: after the embedding sum ("embedding"), on the
             attention probabilities ("attention"), on each residual branch output ("residual").
             All three by default, as nanoGPT does and every study config uses.
+        dropout_kernel: how dropout masks are drawn (a speed setting; each draws a different
+            random stream, so results differ in their bits): "torch" (``F.dropout`` and
+            ``scaled_dot_product_attention``'s own dropout), "threshold" (:class:`Dropout`'s
+            int32 masks; attention with dropout is then written out as softmax(QK^T)V) or
+            "auto" (threshold on the CPU, where it is about 3x faster to draw, torch elsewhere).
 
     Raises:
         ValueError: a non-positive size, ``n_embd`` not divisible by ``n_head``, dropout outside
@@ -58,6 +65,7 @@ class ModelConfig:
     bias: bool = True
     activation: str = "gelu"
     dropout_sites: tuple[str, ...] = field(default=DROPOUT_SITES)
+    dropout_kernel: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
@@ -77,6 +85,11 @@ class ModelConfig:
                 f"model.dropout_sites has unknown {unknown}: valid sites are {list(DROPOUT_SITES)}"
             )
         object.__setattr__(self, "dropout_sites", tuple(s for s in DROPOUT_SITES if s in sites))
+        if self.dropout_kernel not in DROPOUT_KERNELS:
+            raise ValueError(
+                f"model.dropout_kernel must be one of {DROPOUT_KERNELS}, "
+                f"got {self.dropout_kernel!r}"
+            )
         object.__setattr__(self, "dropout", float(self.dropout))
         object.__setattr__(self, "activation", canonical_name(self.activation))
 
@@ -103,8 +116,78 @@ class ModelConfig:
         return self.dropout if site in self.dropout_sites else 0.0
 
 
+def _threshold_kernel(kernel: str, device: torch.device) -> bool:
+    return kernel == "threshold" or (kernel == "auto" and device.type == "cpu")
+
+
+class Dropout(nn.Module):
+    """Inverted dropout (Srivastava et al. 2014, JMLR 15, Section 2) with a selectable kernel.
+
+    In training, each element is kept with probability 1 - p and scaled by 1 / (1 - p). The
+    "threshold" kernel draws the mask as uniform int32 values in [0, 2^31) from the default
+    generator, keeping those >= round(p * 2^31) (keep probability 1 - p to within 2^-31); on the
+    CPU this is about 3x faster than ``bernoulli_``. "torch" calls ``F.dropout``. In eval mode,
+    or with p = 0, the input is returned unchanged. Shapes: (*) in and out.
+    """
+
+    def __init__(self, p: float, kernel: str = "auto") -> None:
+        super().__init__()
+        self.p, self.kernel = float(p), kernel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if not _threshold_kernel(self.kernel, x.device):
+            return F.dropout(x, self.p, True)
+        return (x * threshold_keep(x, self.p)).mul_(1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, kernel={self.kernel}"
+
+
+def threshold_keep(x: torch.Tensor, p: float) -> torch.Tensor:
+    """The keep mask of :class:`Dropout`'s threshold kernel: a bool tensor shaped like ``x``,
+    True with probability 1 - p (int32 draws in [0, 2^31) at or above round(p * 2^31))."""
+    draws = torch.empty(x.shape, dtype=torch.int32, device=x.device).random_()
+    return draws >= round(p * 2**31)
+
+
+def causal_attention_with_dropout(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, future: torch.Tensor, p: float
+) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d) + causal mask) V with threshold dropout on the probabilities.
+
+    Queries go in blocks of :data:`ATTENTION_BLOCK` rows and each block attends only to the keys
+    up to its last row, skipping the work above the diagonal that the causal mask discards (on
+    two CPU cores at context 256 this takes under half the time of
+    ``scaled_dot_product_attention`` with dropout). Dropped probabilities are zeroed and the
+    result scaled by 1 / (1 - p), which equals scaling the kept probabilities.
+
+    Args:
+        q, k, v: (B, H, T, d). future: (>=T, >=T) bool, True above the diagonal. p: in (0, 1).
+
+    Returns:
+        (B, H, T, d).
+    """
+    T, d = q.size(-2), q.size(-1)
+    q = q * (1.0 / math.sqrt(d))
+    blocks = []
+    for start in range(0, T, ATTENTION_BLOCK):
+        end = min(T, start + ATTENTION_BLOCK)
+        scores = q[..., start:end, :] @ k[..., :end, :].transpose(-2, -1)
+        probs = torch.softmax(scores.masked_fill(future[start:end, :end], float("-inf")), dim=-1)
+        blocks.append((probs * threshold_keep(probs, p)) @ v[..., :end, :])
+    return torch.cat(blocks, dim=-2).mul_(1.0 / (1.0 - p))
+
+
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention. Input and output (B, T, n_embd)."""
+    """Multi-head causal self-attention. Input and output (B, T, n_embd).
+
+    Uses ``F.scaled_dot_product_attention`` (fused kernels) except when attention dropout is
+    drawn by the threshold kernel in training: then softmax(QK^T / sqrt(d) + causal mask) is
+    computed explicitly by :func:`causal_attention_with_dropout` (Vaswani et al. 2017, Eq. 1;
+    dropout on the attention weights as in GPT-2 / nanoGPT).
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -112,16 +195,21 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = config.site_dropout("attention")
-        self.resid_dropout = nn.Dropout(config.site_dropout("residual"))
+        self.kernel = config.dropout_kernel
+        self.resid_dropout = Dropout(config.site_dropout("residual"), config.dropout_kernel)
+        causal = torch.ones(config.block_size, config.block_size, dtype=torch.bool).triu(1)
+        self.register_buffer("future", causal, persistent=False)  # True above the diagonal
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, n_head, T, head_dim)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_dropout if self.training else 0.0, is_causal=True
-        )
+        p = self.attn_dropout if self.training else 0.0
+        if p > 0.0 and _threshold_kernel(self.kernel, x.device):
+            y = causal_attention_with_dropout(q, k, v, self.future, p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.proj(y))
 
@@ -134,7 +222,7 @@ class MLP(nn.Module):
         self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.act = make_activation(config.activation)
         self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.site_dropout("residual"))
+        self.dropout = Dropout(config.site_dropout("residual"), config.dropout_kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.proj(self.act(self.fc(x))))
@@ -167,7 +255,7 @@ class CharLM(nn.Module):
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
         self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
-        self.emb_dropout = nn.Dropout(config.site_dropout("embedding"))
+        self.emb_dropout = Dropout(config.site_dropout("embedding"), config.dropout_kernel)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)

@@ -234,7 +234,7 @@ def _make_optimizer(model: CharLM, cfg: TrainConfig, device: torch.device) -> tu
     ]
     impl = cfg.optimizer_impl
     if impl == "auto":
-        impl = "fused" if device.type == "cuda" else "foreach"
+        impl = "fused"
     kwargs = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **kwargs)
     return opt, impl
@@ -268,6 +268,85 @@ def _read_log(path: Path, upto_step: int) -> list[dict]:
         return []
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     return [r for r in records if r["step"] <= upto_step]
+
+
+@dataclass
+class TrainingSetup:
+    """A trial's model, optimizer and settings, ready to take optimizer steps.
+
+    Built by :meth:`build`, which also makes the process deterministic for the trial
+    (:func:`charlm.determinism.configure`). :meth:`step` is the whole training step, shared by
+    :func:`train_trial` and the benchmark.
+    """
+
+    spec: TrialSpec
+    cfg: TrainConfig  # resolved
+    device: torch.device
+    precision: str  # resolved: fp32 or bf16
+    model: CharLM
+    train_model: torch.nn.Module  # the model, or its torch.compile wrapper
+    optimizer: torch.optim.Optimizer
+    optimizer_impl: str  # resolved: fused, foreach or for-loop
+    determinism: dict
+
+    @classmethod
+    def build(cls, spec: TrialSpec, device: str | torch.device | None = None) -> TrainingSetup:
+        """Seed, configure determinism and threads, create the model (initialised on the CPU
+        generator, then moved to ``device``) and its AdamW optimizer.
+
+        Raises:
+            ValueError: CUDA asked for but unavailable, or a bad seed/thread count.
+        """
+        cfg = spec.train.resolved()
+        device = determinism.resolve_device(str(device or cfg.device))
+        precision = cfg.precision
+        if precision == "auto":
+            precision = "bf16" if device.type == "cuda" else "fp32"
+        record = determinism.configure(spec.seed, cfg.threads, cfg.allow_tf32)
+        model = CharLM(spec.model).to(device)
+        optimizer, impl = _make_optimizer(model, cfg, device)
+        train_model = model
+        if cfg.compile:
+            import torch._inductor.config as inductor_config
+
+            inductor_config.fallback_random = True  # dropout masks as in eager mode
+            train_model = torch.compile(model)
+        return cls(spec, cfg, device, precision, model, train_model, optimizer, impl, record)
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+    def autocast(self):
+        """The autocast context of the resolved precision (a no-op for fp32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def step(self, step: int, train_data: torch.Tensor) -> torch.Tensor:
+        """Optimizer step number ``step`` (0-based) on its batch of ``train_data``.
+
+        Sets the scheduled learning rate, draws batch ``step`` (:func:`charlm.data.batch_seed`),
+        runs forward and backward, clips the gradient norm and updates. No host synchronisation.
+
+        Returns:
+            the batch's mean cross-entropy (nats), a detached 0-dim tensor on the device.
+        """
+        cfg = self.cfg
+        lr = learning_rate(step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        seed = batch_seed(self.spec.resolved_data_seed, "train", step)
+        x, y = get_batch(train_data, self.spec.model.block_size, cfg.batch_size, seed)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        with self.autocast():
+            _, loss = self.train_model(x, y)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
 
 
 def train_trial(
@@ -314,22 +393,10 @@ def train_trial(
             f"model.block_size {mcfg.block_size} does not fit the data (the shorter split has "
             f"{shortest} characters); use a smaller block_size"
         )
-    device = determinism.resolve_device(str(device or cfg.device))
-    precision = (
-        cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
-    )
-    autocast_dtype = torch.bfloat16 if precision == "bf16" else None
     write = log or (lambda line: print(line, file=sys.stderr, flush=True))
-
-    det = determinism.configure(spec.seed, cfg.threads, cfg.allow_tf32)
-    model = CharLM(mcfg).to(device)  # initialised on the CPU generator, then moved
-    optimizer, optimizer_impl = _make_optimizer(model, cfg, device)
-    train_model = model
-    if cfg.compile:
-        import torch._inductor.config as inductor_config
-
-        inductor_config.fallback_random = True  # dropout masks as in eager mode
-        train_model = torch.compile(model)
+    setup = TrainingSetup.build(spec, device)
+    device, model, optimizer = setup.device, setup.model, setup.optimizer
+    autocast_dtype = setup.autocast_dtype
 
     val_set = EvalSet.val(corpus.val, mcfg.block_size)
     train_set = EvalSet.train_sample(corpus.train, len(corpus.val), mcfg.block_size)
@@ -344,14 +411,8 @@ def train_trial(
     atomic_write_text(log_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in curves))
     last_saved = book["step"] if state_path.is_file() else None
 
-    data_seed = spec.resolved_data_seed
     tokens_per_step = cfg.batch_size * mcfg.block_size
     loss_buf = torch.zeros(cfg.log_interval, device=device)
-    amp = (
-        torch.autocast(device.type, dtype=autocast_dtype)
-        if autocast_dtype is not None
-        else contextlib.nullcontext()
-    )
     use_bar = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(
         total=cfg.max_iters,
@@ -425,21 +486,7 @@ def train_trial(
                 bar.close()
                 raise TrainingInterrupted(step, reason)
 
-            lr = learning_rate(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = get_batch(
-                corpus.train, mcfg.block_size, cfg.batch_size, batch_seed(data_seed, "train", step)
-            )
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with amp:
-                _, loss = train_model(x, y)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_buf[step % cfg.log_interval] = loss.detach()
+            loss_buf[step % cfg.log_interval] = setup.step(step, corpus.train)
             step += 1
             segment_steps += 1
             if step % cfg.log_interval == 0 or step == cfg.max_iters:
@@ -457,14 +504,14 @@ def train_trial(
     final = curves[-1]
     record = {
         "seed": spec.seed,
-        "data_seed": data_seed,
+        "data_seed": spec.resolved_data_seed,
         "activation": mcfg.activation,
         "model": mcfg.to_dict(),
         "train": {
             **asdict(cfg),
-            "precision_used": precision,
+            "precision_used": setup.precision,
             "device_used": str(device),
-            "optimizer_impl_used": optimizer_impl,
+            "optimizer_impl_used": setup.optimizer_impl,
         },
         "n_params": model.num_parameters(),
         "final": {
@@ -484,8 +531,8 @@ def train_trial(
             "n_val": len(corpus.val),
             "vocab_size": corpus.vocab_size,
         },
-        "determinism": det,
-        "environment": determinism.platform_record(device, precision),
+        "determinism": setup.determinism,
+        "environment": determinism.platform_record(device, setup.precision),
         "resumed_at_steps": book["resumed_at"],
     }
     atomic_write_json(out_dir / RECORD_FILE, record)

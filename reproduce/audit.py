@@ -6,8 +6,8 @@ FILE is either
   report's trials plus its summary claims, each claim saying how to recompute it (``check``); or
 * a ``results.json`` of ours (trials as in ``trial.schema.json``, no ``claims``): the audit then
   derives the usual claims (means, SDs, ANOVA F/p, Tukey p, spread %, train-val gaps, rankings)
-  per cell, takes the claimed values from the file's stored ``statistics`` where it can find them
-  unambiguously, and otherwise just prints the recomputed values.
+  per cell, takes the claimed values from the file's stored ``statistics`` and otherwise just
+  prints the recomputed values.
 
 Each claim gets one row: claimed value, recomputed value, verdict:
 
@@ -38,11 +38,9 @@ import argparse
 import itertools
 import json
 import math
-import re
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +48,8 @@ import numpy as np
 import scipy.stats
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
-from referencing import Registry, Resource
+
+from reproduce.results import schema_registry
 
 __all__ = [
     "CONSISTENT",
@@ -65,7 +64,6 @@ __all__ = [
     "format_table",
     "load_document",
     "register",
-    "schema_registry",
     "validate_reference",
     "validate_trials",
 ]
@@ -85,29 +83,6 @@ _FINAL_METRICS = ("val_loss", "train_loss", "val_accuracy", "train_accuracy")
 # --------------------------------------------------------------------------------------------
 # schemas
 # --------------------------------------------------------------------------------------------
-
-
-def _schema_files() -> Iterable[Any]:
-    folder = resources.files("reproduce").joinpath("schemas")
-    return [p for p in folder.iterdir() if p.name.endswith(".schema.json")]
-
-
-def schema_registry() -> Registry:
-    """A ``referencing.Registry`` holding every ``reproduce/schemas/*.schema.json`` under its $id.
-
-    Raises:
-        ValueError: a schema file is not valid JSON or has no ``$id``.
-    """
-    registry: Registry = Registry()
-    for path in _schema_files():
-        try:
-            contents = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"schema {path.name} is not valid JSON: {exc}") from None
-        if "$id" not in contents:
-            raise ValueError(f"schema {path.name} has no $id")
-        registry = registry.with_resource(contents["$id"], Resource.from_contents(contents))
-    return registry.crawl()
 
 
 def _validator(schema_id: str) -> Draft202012Validator:
@@ -660,77 +635,6 @@ def _plain(value: Any) -> Any:
 # claims derived for a results.json
 # --------------------------------------------------------------------------------------------
 
-_SYNONYMS = {
-    "mean": ("mean", "avg", "average"),
-    "sd": (
-        "sd",
-        "std",
-        "stdev",
-        "std_dev",
-        "stddev",
-        "sd_sample",
-        "sample_sd",
-        "sd_population",
-        "population_sd",
-        "std_sample",
-        "std_population",
-    ),
-    "F": ("f", "f_statistic", "f_stat", "statistic", "f_value"),
-    "p": ("p", "pvalue", "p_value", "p-value"),
-    "anova": ("anova", "f_oneway", "one_way_anova", "oneway_anova"),
-    "tukey": ("tukey", "tukey_hsd", "tukeyhsd"),
-    "gap": ("gap", "train_val_gap", "train_val_accuracy_gap", "overfitting_gap", "accuracy_gap"),
-}
-_SPLIT = re.compile(r"\s+vs\.?\s+|_vs_|-vs-|[|/,;: ]")
-
-
-def _flatten(node: Any, path: tuple[str, ...] = ()) -> Iterable[tuple[tuple[str, ...], Any]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _flatten(value, (*path, str(key).lower()))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            if isinstance(value, dict) and isinstance(value.get("name"), str):
-                yield from _flatten(value, (*path, value["name"].lower()))
-            elif isinstance(value, dict) and isinstance(value.get("group"), str):
-                yield from _flatten(value, (*path, value["group"].lower()))
-            else:
-                yield from _flatten(value, (*path, str(i)))
-    else:
-        yield path, node
-
-
-def _token_hit(component: str, token: str) -> int:
-    """2 = exact component, 1 = part of a compound component, 0 = no."""
-    if component == token:
-        return 2
-    parts = [p for p in _SPLIT.split(component) if p]
-    if token in parts or component.startswith(token + "_") or component.endswith("_" + token):
-        return 1
-    return 0
-
-
-def _lookup(flat: list[tuple[tuple[str, ...], Any]], needs: list[tuple[str, ...]]) -> Any:
-    """The one stored number whose path matches every need (each a tuple of alternatives);
-    exact matches win over partial ones; None if absent or ambiguous."""
-    scored = []
-    for path, value in flat:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        score = 0
-        for alternatives in needs:
-            best = max((_token_hit(c, t.lower()) for c in path for t in alternatives), default=0)
-            if best == 0:
-                break
-            score += best
-        else:
-            scored.append((score, path, value))
-    if not scored:
-        return None
-    top = max(s for s, _, _ in scored)
-    winners = [v for s, _, v in scored if s == top]
-    return float(winners[0]) if len(winners) == 1 else None
-
 
 def _dig(node: Any, *keys: Any) -> Any:
     """``node[k1][k2]...`` or None when a key is missing or a container has the wrong type."""
@@ -774,38 +678,24 @@ def _stored_cell(statistics: Any, grid: dict) -> dict | None:
 
 
 class _Stored:
-    """Stored values for one cell: the known per-cell layout first, else a key-path search."""
+    """Stored values of one cell in results.json's ``statistics`` (the layout written by
+    :func:`reproduce.stats.analyze_sweep`; read here as plain JSON). Missing values are None."""
 
-    def __init__(self, statistics: Any, grid: dict, n_cells: int):
+    def __init__(self, statistics: Any, grid: dict):
         self.cell = _stored_cell(statistics, grid) if statistics else None
-        self.flat = list(_flatten(statistics)) if statistics and self.cell is None else []
-        self.n_cells = n_cells
 
-    def group_stat(self, activation: str, group: str, metric: str, stat: str) -> float | None:
-        if self.cell is not None:
-            return _number(_dig(self.cell, "activations", activation, metric, stat))
-        if not self.flat:
-            return None
-        metric_tokens = _SYNONYMS["gap"] if metric == "train_val_accuracy_gap" else (metric,)
-        return _lookup(self.flat, [(group,), metric_tokens, _SYNONYMS[stat]])
+    def group_stat(self, activation: str, metric: str, stat: str) -> float | None:
+        return _number(_dig(self.cell, "activations", activation, metric, stat))
 
     def comparison(self, *keys: str) -> Any:
-        if self.cell is not None:
-            return _dig(self.cell, "val_loss_comparison", *keys)
-        if not self.flat or self.n_cells > 1 or keys[0] != "anova":
-            return None
-        return _lookup(self.flat, [_SYNONYMS["anova"], ("val_loss",), _SYNONYMS[keys[1]]])
+        return _dig(self.cell, "val_loss_comparison", *keys)
 
-    def tukey(self, act_a: str, act_b: str, group_a: str, group_b: str) -> float | None:
-        if self.cell is not None:
-            pairs = _dig(self.cell, "val_loss_comparison", "pairs")
-            for pair in pairs if isinstance(pairs, list) else []:
-                if isinstance(pair, dict) and {pair.get("a"), pair.get("b")} == {act_a, act_b}:
-                    return _number(pair.get("tukey_p"))
-            return None
-        if not self.flat:
-            return None
-        return _lookup(self.flat, [_SYNONYMS["tukey"], (group_a,), (group_b,), _SYNONYMS["p"]])
+    def tukey(self, act_a: str, act_b: str) -> float | None:
+        pairs = _dig(self.cell, "val_loss_comparison", "pairs")
+        for pair in pairs if isinstance(pairs, list) else []:
+            if isinstance(pair, dict) and {pair.get("a"), pair.get("b")} == {act_a, act_b}:
+                return _number(pair.get("tukey_p"))
+        return None
 
 
 def derive_claims(doc: dict) -> list[dict]:
@@ -818,11 +708,9 @@ def derive_claims(doc: dict) -> list[dict]:
 
     ``claimed`` comes from ``doc["statistics"]``: from its per-cell layout
     (``cells -> {grid, activations -> activation -> metric -> {mean, sd}, val_loss_comparison ->
-    {anova -> {F, p}, pairs -> [{a, b, tukey_p}], spread_percent, best, worst}}``) when present,
-    otherwise from the one stored number whose key path names the group(s), metric and
-    statistic. Where nothing (or nothing unambiguous) is stored, ``claimed`` is None and the row
-    shows the recomputed value only. A stored number is compared at the rounding it was stored
-    with (see :func:`_stored_decimals`).
+    {anova -> {F, p}, pairs -> [{a, b, tukey_p}], spread_percent, best, worst}}``). Where
+    nothing is stored, ``claimed`` is None and the row shows the recomputed value only. A stored
+    number is compared at the rounding it was stored with (see :func:`_stored_decimals`).
     """
     trials = doc["trials"]
     statistics = doc.get("statistics")
@@ -873,7 +761,7 @@ def derive_claims(doc: dict) -> list[dict]:
     )
     for key, groups in cells.items():
         grid = json.loads(key)
-        store = _Stored(statistics, grid, len(cells))
+        store = _Stored(statistics, grid)
         prefix = ""
         if len(cells) > 1:
             prefix = "[" + ",".join(f"{k}={v}" for k, v in sorted(grid.items())) + "] "
@@ -888,7 +776,7 @@ def derive_claims(doc: dict) -> list[dict]:
                         f"{g}-{s}-{label}",
                         f"{'mean' if s == 'mean' else 'SD'} of {metric} of {g}",
                         stat(s, metric, g),
-                        store.group_stat(activation[g], g, metric, s),
+                        store.group_stat(activation[g], metric, s),
                     )
         usable = [g for g in groups if has("val_loss", g) and len(by_group[g]) >= 2]
         if len(usable) < 2:
@@ -905,7 +793,7 @@ def derive_claims(doc: dict) -> list[dict]:
                 f"{prefix}tukey-{a}-{b}-val-loss",
                 f"Tukey HSD p of val_loss, {a} vs {b}",
                 {"kind": "tukey", "metric": "val_loss", "groups": usable, "pair": [a, b]},
-                store.tukey(activation[a], activation[b], a, b),
+                store.tukey(activation[a], activation[b]),
             )
         means = [stat("mean", "val_loss", g) for g in usable]
         add(

@@ -35,6 +35,7 @@ __all__ = [
     "Trial",
     "format_value",
     "group_id",
+    "apply_overrides",
     "load_config",
     "trial_id",
 ]
@@ -268,8 +269,33 @@ class SweepConfig:
         }
 
 
-def load_config(path: str | Path) -> SweepConfig:
-    """Read and validate a sweep config file.
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """``raw`` with each ``section.key=value`` override applied (value in TOML syntax, e.g.
+    ``train.max_iters=30``, ``sweep.activations=["gelu"]``); the result is validated as usual.
+
+    Raises:
+        ConfigError: an override that is not ``section.key=value`` or whose value is not TOML.
+    """
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for override in overrides:
+        name, sep, value = override.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot or not key:
+            raise ConfigError(f"{source}: override {override!r} must look like section.key=value")
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise ConfigError(
+                f"{source}: override {override!r}: {value!r} is not a TOML value "
+                '(strings need quotes: sweep.activations=["gelu"])'
+            ) from None
+        raw.setdefault(section, {})[key] = parsed
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
+    """Read and validate a sweep config file, with optional ``section.key=value`` overrides
+    (:func:`apply_overrides`).
 
     Raises:
         FileNotFoundError: no such file.
@@ -282,4 +308,4 @@ def load_config(path: str | Path) -> SweepConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
-    return SweepConfig.from_dict(raw, source=str(path))
+    return SweepConfig.from_dict(apply_overrides(raw, list(overrides), str(path)), str(path))

@@ -1,8 +1,14 @@
-"""The report: ``templates/report.md.j2`` rendered with jinja2 from results.json alone.
+"""The report: ``templates/report.md.j2`` and ``templates/report.html.j2`` rendered with jinja2
+from results.json alone, with the figures of :mod:`reproduce.figures`.
 
 Every number, ranking and significance word comes from results.json through :func:`context`;
-the template only lays them out. ``python -m reproduce render DIR`` re-renders (rendering twice
-gives identical bytes) with the render options recorded in results.json unless told otherwise.
+the templates only lay them out, and both are rendered from the same context dict, so the
+Markdown and the HTML report never disagree. report.md links the figures (``figures/*.png``);
+report.html is self-contained: figures embedded as base64 ``data:`` URIs, inline CSS, no
+script and no network reference (its Content-Security-Policy forbids any fetch).
+``python -m reproduce render DIR`` re-renders (rendering twice gives identical bytes) with the
+render options recorded in results.json unless told otherwise. The figures are derived files:
+results.json does not record them.
 """
 
 from __future__ import annotations
@@ -15,15 +21,28 @@ from pathlib import Path
 
 import jinja2
 
-from charlm.io import atomic_write_text
-from reproduce import results
+from charlm.io import atomic_write_bytes
+from reproduce import audit, results
+from reproduce import compare as compare_mod
+from reproduce import figures as figures_mod
 from reproduce.config import group_id
 from reproduce.manifest import write_manifest
 
-__all__ = ["TEMPLATE_DIR", "REPORT_MD", "context", "render_markdown", "render_directory"]
+__all__ = [
+    "TEMPLATE_DIR",
+    "REPORT_MD",
+    "REPORT_HTML",
+    "context",
+    "figure_context",
+    "render_markdown",
+    "render_html",
+    "render_directory",
+]
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+AUDIT_MD = "audit.md"
 ALPHA = 0.05  # "significant" means p < ALPHA by one-way ANOVA (reproduce.stats)
 
 
@@ -141,7 +160,9 @@ def context(data: dict, compare: dict | None = None, extra: dict | None = None) 
     Args:
         data: a validated results.json.
         compare: another run's results.json to compare with (e.g. partial vs full), or None.
-        extra: further sections computed elsewhere from results.json (e.g. figures).
+        extra: further sections computed elsewhere from results.json, e.g. ``{"figures":
+            figure_context(...)}`` or ``{"replication": reproduce.compare.replication(...)}``;
+            without them the reports show no figures and no replication verdict.
     """
     trials = sorted(data["trials"], key=lambda t: t["id"])
     return {
@@ -156,19 +177,32 @@ def context(data: dict, compare: dict | None = None, extra: dict | None = None) 
         "summary": _summary(data),
         "compare": _summary(compare) if compare else None,
         "render": data["render"],
+        "figures": {},
+        "replication": None,
         **(extra or {}),
     }
 
 
+def figure_context(rendered: list[figures_mod.RenderedFigure]) -> dict[str, dict]:
+    """The templates' ``figures``: name -> :meth:`~reproduce.figures.RenderedFigure.as_context`
+    (path, title, caption, alt, width, height, data_uri), in :data:`reproduce.figures.FIGURES`
+    order."""
+    return {f.name: f.as_context() for f in rendered}
+
+
 def environment() -> jinja2.Environment:
-    """The jinja2 environment: templates/ on disk, StrictUndefined, number filters."""
+    """The jinja2 environment: templates/ on disk, StrictUndefined, number filters; HTML
+    templates (``*.html.j2``) are autoescaped (``jinja2.select_autoescape``), Markdown ones
+    are not."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "html.j2"), default_for_string=False, default=False
+        ),
     )
     env.filters["num"] = _fmt
     env.filters["p"] = _fmt_p
@@ -182,6 +216,11 @@ def render_markdown(ctx: dict) -> str:
     return environment().get_template("report.md.j2").render(**ctx)
 
 
+def render_html(ctx: dict) -> str:
+    """The self-contained HTML report for a :func:`context` (the same dict as the Markdown)."""
+    return environment().get_template("report.html.j2").render(**ctx)
+
+
 def _resolve(directory: Path, recorded: str | None) -> Path | None:
     return None if recorded is None else (directory / recorded).resolve()
 
@@ -190,39 +229,71 @@ def render_directory(
     directory: str | os.PathLike,
     *,
     compare: str | os.PathLike | None = None,
+    reference: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, bytes]:
     """Render the report files of a run directory from its results.json.
 
-    ``compare`` (a directory with results.json) is recorded in results.json's render options,
-    relative to ``directory``, and reused by later renders; without it the recorded option is
-    used.
+    ``compare`` (another run's directory) and ``reference`` (a published report's reference
+    file, for the replication verdict of :mod:`reproduce.compare`) are recorded in results.json's
+    render options, relative to ``directory``, and reused by later renders; without them the
+    recorded options are used.
+
+    Renders report.md, report.html, every figure (``figures/<name>.png``, see
+    :mod:`reproduce.figures`) and audit.md (:mod:`reproduce.audit` of results.json); results.json
+    is only written when an option changes.
 
     Returns:
-        file name -> bytes of every rendered file (written atomically when ``write``).
+        relative POSIX path -> bytes of every rendered file (written atomically when ``write``),
+        e.g. ``"report.md"``, ``"report.html"``, ``"figures/val_loss_curves.png"``.
     """
     directory = Path(directory)
     data = results.load_results(directory)
-    options = data["render"].setdefault("options", {"compare": None})
-    if compare is not None:
-        options["compare"] = os.path.relpath(Path(compare).resolve(), directory.resolve())
-    compare_dir = _resolve(directory, options["compare"])
+    options = data["render"]["options"]
+    given = {"compare": compare, "reference": reference}
+    for key, value in given.items():
+        if value is not None:
+            options[key] = os.path.relpath(Path(value).resolve(), directory.resolve())
+    compare_dir = _resolve(directory, options.get("compare"))
     compare_data = results.load_results(compare_dir) if compare_dir else None
-    ctx = context(data, compare_data)
-    files = {REPORT_MD: render_markdown(ctx).encode("utf-8")}
+    reference_path = _resolve(directory, options.get("reference"))
+    replication = None
+    if reference_path is not None:
+        replication = compare_mod.replication(data, compare_mod.load_reference(reference_path))
+    rendered = figures_mod.render_figures(data)
+    extra = {"figures": figure_context(rendered), "replication": replication}
+    ctx = context(data, compare_data, extra=extra)
+    files = {
+        REPORT_MD: render_markdown(ctx).encode("utf-8"),
+        REPORT_HTML: render_html(ctx).encode("utf-8"),
+        AUDIT_MD: audit_markdown(data).encode("utf-8"),
+        **{f.path: f.png for f in rendered},
+    }
     if write:
-        if compare is not None:
+        if any(v is not None for v in given.values()):
             results.write_results(directory, data)
         for name, payload in files.items():
-            atomic_write_text(directory / name, payload.decode("utf-8"))
+            atomic_write_bytes(directory / name, payload)
         log(f"rendered {', '.join(sorted(files))} in {directory}")
     return files
 
 
+def audit_markdown(data: dict) -> str:
+    """audit.md: every checkable claim of results.json recomputed from its trial records
+    (:func:`reproduce.audit.audit_document`), as a table."""
+    rows = audit.audit_document(data)
+    return (
+        f'# Audit of results.json (sweep "{data["config"]["name"]}")\n\n'
+        "Each summary figure stored in results.json, recomputed from the per-trial records by "
+        "`python -m reproduce audit results.json`.\n\n```text\n"
+        f"{audit.format_table(rows)}\n```\n"
+    )
+
+
 def _render_command(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
-    render_directory(directory, compare=args.compare)
+    render_directory(directory, compare=args.compare, reference=args.reference)
     write_manifest(directory)
     return 0
 
@@ -236,5 +307,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="DIR",
         help="another run to compare with (recorded for later renders)",
+    )
+    p.add_argument(
+        "--reference",
+        default=None,
+        metavar="FILE",
+        help="a published report's reference file: adds the replication verdict (recorded)",
     )
     p.set_defaults(func=_render_command)

@@ -29,6 +29,7 @@ __all__ = [
     "trial_entry",
     "statistics",
     "rendering_stack",
+    "schema_registry",
     "validate",
     "load_results",
     "write_results",
@@ -58,18 +59,28 @@ def _version(package: str) -> str | None:
         return None
 
 
+# What a rendered file's bytes depend on; verify re-renders only where all of these match.
+RENDERING_KEYS = ("python", "jinja2", "matplotlib", "pillow", "freetype")
+
+
 def rendering_stack() -> dict[str, str | None]:
-    """Versions whose change may change the rendered report's bytes."""
+    """Versions whose change may change the rendered report's bytes: the template engine, and
+    matplotlib with what it draws and writes PNGs with (FreeType, Pillow)."""
+    from matplotlib import ft2font
+
     return {
         "python": platform.python_version(),
         "jinja2": _version("jinja2"),
         "matplotlib": _version("matplotlib"),
-        "charlm-repro": _version("charlm-repro"),
+        "pillow": _version("pillow"),
+        "freetype": ft2font.__freetype_version__,
     }
 
 
 @cache
-def _registry() -> referencing.Registry:
+def schema_registry() -> referencing.Registry:
+    """Every ``reproduce/schemas/*.schema.json`` under its ``$id``, so schemas can $ref each
+    other (results and reference data share ``trial.schema.json``)."""
     resources = []
     for path in sorted(SCHEMA_DIR.glob("*.schema.json")):
         schema = json.loads(path.read_text(encoding="utf-8"))
@@ -84,7 +95,7 @@ def validate(data: dict, schema_name: str = "results.schema.json") -> None:
         ValueError: the first violation, with its JSON path.
     """
     schema = json.loads((SCHEMA_DIR / schema_name).read_text(encoding="utf-8"))
-    validator = jsonschema.Draft202012Validator(schema, registry=_registry())
+    validator = jsonschema.Draft202012Validator(schema, registry=schema_registry())
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"

@@ -10,6 +10,9 @@ Layout of DIR::
 
 A finished trial (record + weights matching its digest) is skipped; an interrupted one resumes
 from its saved state; new activations, seeds or grid values train only what is missing.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the trials are spread over the ranks and DIR must be on a
+filesystem all ranks share: see :mod:`reproduce.distributed`.
 """
 
 from __future__ import annotations
@@ -41,12 +44,31 @@ from reproduce.cli import UserError
 from reproduce.config import SweepConfig, Trial, load_config
 from reproduce.manifest import write_manifest
 
-__all__ = ["SWEEP_FILE", "TRIALS_DIR", "EXIT_TIME_LIMIT", "Sweep", "run_sweep", "register"]
+__all__ = [
+    "SWEEP_FILE",
+    "TRIALS_DIR",
+    "EXIT_TIME_LIMIT",
+    "Sweep",
+    "dry_run_listing",
+    "finalize",
+    "run_sweep",
+    "register",
+    "train_trials",
+]
 
 SWEEP_FILE = "sweep.json"
 TRIALS_DIR = "trials"
 FAILED_FILE = "failed.json"
 EXIT_TIME_LIMIT = 75  # EX_TEMPFAIL: stopped before a time limit; rerun to resume
+
+
+def load_corpus(config: SweepConfig, config_path: str | Path, data: str | None = None) -> Corpus:
+    """The sweep's corpus: tiny Shakespeare (``data`` or ``$CHARLM_DATA`` or the cache, checked
+    against its digest), or the config's ``[data] path``, relative to the config file, whose
+    digest is recorded instead."""
+    if config.data_path is None:
+        return Corpus.load(resolve_data_path(data))
+    return Corpus.load(Path(config_path).parent / config.data_path)
 
 
 @dataclass
@@ -56,30 +78,47 @@ class Sweep:
     config: SweepConfig
     corpus: Corpus
     out: Path
+    only: frozenset[str] | None = None  # restrict the sweep to these trial ids
+    reference: str | None = None  # a published report's reference file, for the verdict
 
     @classmethod
-    def open(cls, config_path: str | Path, out: str | Path, data: str | None = None) -> Sweep:
+    def open(
+        cls,
+        config_path: str | Path,
+        out: str | Path,
+        data: str | None = None,
+        *,
+        overrides: tuple[str, ...] = (),
+        only: list[str] | None = None,
+        reference: str | None = None,
+    ) -> Sweep:
         """Load the config and the corpus, and check ``out`` can take this sweep.
 
         ``data`` locates tiny Shakespeare (like ``$CHARLM_DATA``); a config whose ``[data] path``
-        names another corpus uses that file instead.
+        names another corpus uses that file instead. ``overrides`` are ``section.key=value``
+        changes to the config (:func:`reproduce.config.apply_overrides`); ``only`` restricts the
+        sweep to some of its trial ids (the results then cover those alone).
 
         Raises:
             ConfigError, FileNotFoundError, ValueError: bad config or data.
             UserError: ``out`` holds a sweep with other base settings.
         """
-        config = load_config(config_path)
-        if config.data_path is None:  # tiny Shakespeare, checked against its digest
-            corpus = Corpus.load(resolve_data_path(data))
-        else:  # another corpus, relative to the config file: its digest is recorded
-            corpus = Corpus.load(Path(config_path).parent / config.data_path)
-        sweep = cls(config, corpus, Path(out))
+        config = load_config(config_path, overrides)
+        corpus = load_corpus(config, config_path, data)
+        sweep = cls(config, corpus, Path(out), frozenset(only) if only else None, reference)
+        if sweep.only:
+            known = [t.id for t in config.trials(corpus.vocab_size)]
+            unknown = sorted(sweep.only - set(known))
+            if unknown:
+                raise UserError(f"unknown trial id(s) {unknown}; this sweep has {known}")
         sweep.check_base()
         return sweep
 
     @property
     def trials(self) -> list[Trial]:
-        return self.config.trials(self.corpus.vocab_size)
+        """The sweep's trials (those named by ``only``, if set), sorted by id."""
+        trials = self.config.trials(self.corpus.vocab_size)
+        return [t for t in trials if self.only is None or t.id in self.only]
 
     def base_settings(self) -> dict:
         return {**self.config.base_settings(), "data_sha256": self.corpus.sha256}
@@ -186,20 +225,49 @@ def train_trials(
     sweep: Sweep,
     trials: list[Trial],
     *,
-    device: str | None = None,
+    device: str | Callable[[Trial], str] | None = None,
     deadline: float | None = None,
     log: Callable[[str], None] = print,
+    stop_check: Callable[[int], bool] | None = None,
+    failures: dict[str, str] | None = None,
+    progress: bool | None = None,
+    step_log: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """Train each trial that is not finished, in order; returns failures as id -> message.
 
     A failing trial is recorded and the next one starts; finished trials are never touched.
 
+    Args:
+        sweep, trials: the sweep and the trials to train (finished ones are skipped).
+        device: overrides the configured device, for all trials or per trial (a function).
+        deadline: ``time.monotonic()`` value after which training stops (state saved).
+        log: receives one line per trial.
+        stop_check: also stops training when it returns True (called with the step).
+        failures: a dict to fill with the failures (kept when training is interrupted);
+            default a new one.
+        progress, step_log: passed to :func:`charlm.train.train_trial` as ``progress`` and
+            ``log`` when given.
+
     Raises:
-        TrainingInterrupted: SIGINT/SIGTERM or the deadline; the current trial saved its state.
+        TrainingInterrupted: SIGINT/SIGTERM, the deadline or ``stop_check``; the current trial
+            saved its state.
     """
-    failures: dict[str, str] = {}
+    failures = {} if failures is None else failures
     todo = [t for t in trials if sweep.status(t) != "done"]
     started = time.monotonic()
+    extra: dict = {}
+    if progress is not None:
+        extra["progress"] = progress
+    if step_log is not None:
+        extra["log"] = step_log
+    stop = None
+    if deadline is not None or stop_check is not None:
+
+        def stop(step: int) -> bool:
+            if deadline is not None and time.monotonic() > deadline:
+                return True
+            return stop_check is not None and stop_check(step)
+
     for number, trial in enumerate(todo, 1):
         state = sweep.status(trial)
         eta = ""
@@ -211,10 +279,15 @@ def train_trials(
             + (" (resuming)" if state == "resume" else "")
             + eta
         )
-        stop = (lambda step: time.monotonic() > deadline) if deadline is not None else None
+        where = device(trial) if callable(device) else device
         try:
             record = train_trial(
-                trial.spec, sweep.corpus, sweep.trial_dir(trial), device=device, stop_check=stop
+                trial.spec,
+                sweep.corpus,
+                sweep.trial_dir(trial),
+                device=where,
+                stop_check=stop,
+                **extra,
             )
         except TrainingInterrupted:
             raise
@@ -264,14 +337,52 @@ def finalize(sweep: Sweep, log: Callable[[str], None] = print) -> dict:
         "render": {
             "stack": results.rendering_stack(),
             "threads": threads,
-            "options": {"compare": None},
+            "options": {"compare": None, "reference": None},
         },
     }
     results.write_results(sweep.out, data)
-    report.render_directory(sweep.out, log=log)
+    report.render_directory(sweep.out, reference=sweep.reference, log=log)
     (sweep.out / FAILED_FILE).unlink(missing_ok=True)
     write_manifest(sweep.out)
     return data
+
+
+def dry_run_listing(
+    sweep: Sweep,
+    log: Callable[[str], None] = print,
+    *,
+    owners: dict[str, int] | None = None,
+    world_size: int = 1,
+) -> int:
+    """List the models, the trials and the estimated training time; train nothing; returns 0.
+
+    ``owners`` (trial id -> rank, for a torchrun launch of ``world_size`` ranks) adds each
+    pending trial's rank, and the estimate becomes that of the busiest rank.
+    """
+    trials = sweep.trials
+    pending = [t for t in trials if sweep.status(t) != "done"]
+    log(
+        f"sweep {sweep.config.name!r}: {len(trials)} trial(s), {len(pending)} to train, "
+        f"output {sweep.out}"
+    )
+    models = {t.spec.model: CharLM(t.spec.model).num_parameters() for t in trials}
+    for model, n_params in models.items():
+        log(
+            f"  model {model.n_layer} layers x {model.n_embd} wide, {model.n_head} heads, "
+            f"context {model.block_size}, {model.activation}: {n_params:,} parameters"
+        )
+    for trial in trials:
+        where = f"  rank {owners[trial.id]}" if owners and trial.id in owners else ""
+        log(f"  {trial.id:<32} {sweep.status(trial)}{where}")
+    if owners is None:
+        seconds, how = estimate_seconds(sweep, pending)
+    else:
+        shares = [[t for t in pending if owners[t.id] == r] for r in range(world_size)]
+        busiest = max(shares, key=lambda share: sum(t.spec.train.max_iters for t in share))
+        seconds, how = estimate_seconds(sweep, busiest)
+        how += f"; busiest of {world_size} ranks, longer where ranks share a device"
+    log(f"estimated training time: {_fmt_duration(seconds)} ({how}); nothing trained")
+    return 0
 
 
 def run_sweep(
@@ -282,31 +393,43 @@ def run_sweep(
     dry_run: bool = False,
     time_limit_s: float | None = None,
     log: Callable[[str], None] = print,
+    sweep_options: dict | None = None,
 ) -> int:
     """The ``run`` command; returns the exit status (0 done, 1 a trial failed,
-    :data:`EXIT_TIME_LIMIT` stopped at the time limit, 130 interrupted)."""
+    :data:`EXIT_TIME_LIMIT` stopped at the time limit, 130 interrupted).
+
+    ``sweep_options`` go to :meth:`Sweep.open` (``overrides``, ``only``, ``reference``).
+
+    Started by torchrun with ``WORLD_SIZE`` > 1, this process is one rank of a distributed
+    sweep (:func:`reproduce.distributed.run_sweep`); otherwise it trains every trial itself.
+    """
+    from reproduce import distributed
+
+    world = distributed.world_from_env()
+    if world is not None and world.world_size > 1:
+        return distributed.run_sweep(
+            world,
+            config_path,
+            out,
+            data=data,
+            dry_run=dry_run,
+            time_limit_s=time_limit_s,
+            log=log,
+            sweep_options=sweep_options,
+        )
     start = time.monotonic()
-    sweep = Sweep.open(config_path, out, data)
+    sweep = Sweep.open(config_path, out, data, **(sweep_options or {}))
+    if dry_run:
+        return dry_run_listing(sweep, log)
     trials = sweep.trials
     pending = [t for t in trials if sweep.status(t) != "done"]
     log(
         f"sweep {sweep.config.name!r}: {len(trials)} trial(s), {len(pending)} to train, "
         f"output {sweep.out}"
     )
-    if dry_run:
-        models = {t.spec.model: CharLM(t.spec.model).num_parameters() for t in trials}
-        for model, n_params in models.items():
-            log(
-                f"  model {model.n_layer} layers x {model.n_embd} wide, {model.n_head} heads, "
-                f"context {model.block_size}, {model.activation}: {n_params:,} parameters"
-            )
-        for trial in trials:
-            log(f"  {trial.id:<32} {sweep.status(trial)}")
-        seconds, how = estimate_seconds(sweep, pending)
-        log(f"estimated training time: {_fmt_duration(seconds)} ({how}); nothing trained")
-        return 0
     sweep.out.mkdir(parents=True, exist_ok=True)
     sweep.write_sweep_file()
+    distributed.clear_rank_files(sweep.out)  # left by a killed torchrun launch
     deadline = start + time_limit_s if time_limit_s else None
     try:
         failures = train_trials(sweep, trials, deadline=deadline, log=log)
@@ -334,7 +457,14 @@ def run_sweep(
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``run`` command."""
-    p = subparsers.add_parser("run", help="train every trial of a sweep and write its results")
+    p = subparsers.add_parser(
+        "run",
+        help="train every trial of a sweep and write its results",
+        description="Train every trial of a sweep and write its results. Under torchrun "
+        "(torchrun --nproc_per_node=N [--nnodes=M ...] -m reproduce run ...) the trials are "
+        "spread over the ranks, --out must be on a filesystem all ranks share, and ranks wait "
+        "for each other up to $REPRODUCE_DIST_TIMEOUT_S seconds (default 7 days).",
+    )
     p.add_argument("--config", required=True, help="sweep config, e.g. configs/smoke.toml")
     p.add_argument("--out", required=True, help="output directory (created; reruns resume)")
     p.add_argument(
@@ -354,8 +484,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help=f"stop cleanly (state saved, exit {EXIT_TIME_LIMIT}) after this long",
     )
-    p.set_defaults(
-        func=lambda a: run_sweep(
-            a.config, a.out, data=a.data, dry_run=a.dry_run, time_limit_s=a.time_limit
-        )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="change one config value (TOML syntax), e.g. --set train.max_iters=30; repeatable",
     )
+    p.add_argument(
+        "--trials",
+        default=None,
+        metavar="ID,ID",
+        help="run only these trials of the sweep (the results then cover them alone)",
+    )
+    p.add_argument(
+        "--reference",
+        default=None,
+        metavar="FILE",
+        help="a published report's reference file: the report adds the replication verdict",
+    )
+
+    def run(a: argparse.Namespace) -> int:
+        options = {
+            "overrides": tuple(a.overrides),
+            "only": [s for s in a.trials.split(",") if s] if a.trials else None,
+            "reference": a.reference,
+        }
+        return run_sweep(
+            a.config,
+            a.out,
+            data=a.data,
+            dry_run=a.dry_run,
+            time_limit_s=a.time_limit,
+            sweep_options=options,
+        )
+
+    p.set_defaults(func=run)

@@ -199,7 +199,7 @@ def check_analysis(directory: Path, data: dict, corpus_path: str | None) -> list
     recorded, here = data["render"]["stack"], results.rendering_stack()
     differs = [
         f"{k} {recorded.get(k)} recorded, {here.get(k)} here"
-        for k in ("python", "jinja2", "matplotlib")
+        for k in results.RENDERING_KEYS
         if recorded.get(k) != here.get(k)
     ]
     if differs:

@@ -20,6 +20,7 @@ from referencing import Registry, Resource
 
 from reproduce import audit
 from reproduce.cli import main
+from reproduce.results import schema_registry
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "artifacts" / "reference" / "charlm-full-20251208.json"
@@ -99,7 +100,7 @@ def test_schema_ids_are_stable():
 
 def test_trial_schema_accepts_a_full_results_trial_and_rejects_bad_fields():
     validator = Draft202012Validator(
-        {"$ref": audit.TRIAL_SCHEMA_ID + "#/$defs/trial"}, registry=audit.schema_registry()
+        {"$ref": audit.TRIAL_SCHEMA_ID + "#/$defs/trial"}, registry=schema_registry()
     )
     good = {
         "id": "gelu-s43-lr=0.001",

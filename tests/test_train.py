@@ -25,10 +25,21 @@ from charlm.train import (
 WORKER = Path(__file__).with_name("train_worker.py")
 
 
-def run_worker(out, seed, stop=None, max_iters=24, check=True):
-    args = [sys.executable, str(WORKER), str(out), str(seed)]
-    if stop is not None or max_iters != 24:
-        args += [str(-1 if stop is None else stop), str(max_iters)]
+def worker_args(out, seed, stop=None, max_iters=24, eval_interval=8):
+    stop = -1 if stop is None else stop
+    return [
+        sys.executable,
+        str(WORKER),
+        str(out),
+        str(seed),
+        str(stop),
+        str(max_iters),
+        str(eval_interval),
+    ]
+
+
+def run_worker(out, seed, stop=None, max_iters=24, check=True, eval_interval=8):
+    args = worker_args(out, seed, stop, max_iters, eval_interval)
     proc = subprocess.run(args, capture_output=True, text=True)
     if check and proc.returncode not in (0, 3):
         raise AssertionError(proc.stderr)
@@ -76,22 +87,22 @@ def test_stopped_and_resumed_in_new_process_is_bit_identical(reference_run, tmp_
 
 def test_sigint_saves_state_and_resume_matches(reference_run, tmp_path):
     out = tmp_path / "sigint"
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), str(out), "0", "-1", "400"], stderr=subprocess.PIPE, text=True
-    )
+    # 1,000 steps with evaluations at 0, 100, ... : the signal lands between 100 and 1,000
+    args = worker_args(out, 0, max_iters=1000, eval_interval=100)
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
     log = out / "log.jsonl"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.is_file() and log.read_text().count("\n") >= 3):
-        time.sleep(0.05)
+    while time.monotonic() < deadline and not (log.is_file() and log.read_text().count("\n") >= 2):
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 3, err
     assert "stopped at step" in err and "SIGINT" in err
     state = checkpoint._read(out / "state.safetensors", checkpoint.STATE_FORMAT)[1]
-    assert state["progress"]["step"] >= 16
-    assert run_worker(out, 0, max_iters=400).returncode == 0
+    assert 100 <= state["progress"]["step"] < 1000
+    assert run_worker(out, 0, max_iters=1000, eval_interval=100).returncode == 0
     uninterrupted = tmp_path / "whole"
-    assert run_worker(uninterrupted, 0, max_iters=400).returncode == 0
+    assert run_worker(uninterrupted, 0, max_iters=1000, eval_interval=100).returncode == 0
     assert digest(out) == digest(uninterrupted)
 
 
@@ -99,10 +110,9 @@ def test_killed_at_random_moments_leaves_only_valid_files(tmp_path):
     """SIGKILL a trial at several moments: every file present is whole (or a .tmp leftover),
     and resuming still ends bit-identical to an uninterrupted run."""
     out = tmp_path / "killed"
-    for delay in (2.5, 3.2, 4.0):
-        proc = subprocess.Popen(
-            [sys.executable, str(WORKER), str(out), "0", "-1", "160"], stderr=subprocess.DEVNULL
-        )
+    args = worker_args(out, 0, max_iters=600, eval_interval=50)
+    for delay in (2.5, 3.0, 3.5, 4.0):
+        proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         proc.kill()
         proc.wait()
@@ -121,9 +131,9 @@ def test_killed_at_random_moments_leaves_only_valid_files(tmp_path):
                     json.loads(line) if path.suffix == ".jsonl" else None
                 if path.suffix == ".json":
                     json.loads(path.read_text())
-    assert run_worker(out, 0, max_iters=160).returncode == 0
+    assert run_worker(out, 0, max_iters=600, eval_interval=50).returncode == 0
     whole = tmp_path / "whole"
-    assert run_worker(whole, 0, max_iters=160).returncode == 0
+    assert run_worker(whole, 0, max_iters=600, eval_interval=50).returncode == 0
     assert digest(out) == digest(whole)
 
 

@@ -1,0 +1,80 @@
+"""The smaller commands: the benchmark (run at a small size, figures printed, nothing timed
+asserted) and sampling from a trained trial."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, tiny_spec
+
+from charlm.train import train_trial
+from reproduce.cli import main
+
+
+def test_bench_prints_and_writes_figures(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(
+        [
+            "bench",
+            "--config",
+            str(REPO / "configs/bench-small.toml"),
+            "--iters",
+            "3",
+            "--warmup",
+            "1",
+            "--baseline",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    print(printed)  # the figures, in CI's log
+    assert "ms/iter" in printed and "plain PyTorch implementation" in printed
+    data = json.loads(out.read_text())
+    figures = data["figures"]
+    assert figures["iters"] == 3 and figures["ms_per_iter_median"] > 0
+    assert figures["tokens_per_s"] == pytest.approx(32 * 64 / (figures["ms_per_iter_median"] / 1e3))
+    assert figures["mfu"] is None  # no CUDA peak on a CPU
+    assert data["plain_baseline"]["speedup"] > 0
+    assert data["environment"]["threads"] == 2 and data["settings"]["optimizer_impl"] == "fused"
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, corpus):
+    out = tmp_path_factory.mktemp("sample") / "gelu-s0"
+    train_trial(tiny_spec(0), corpus, out, progress=False)
+    return out / "weights.safetensors"
+
+
+def sample(weights, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "charlm", "sample", "--checkpoint", str(weights), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+
+
+def test_sample_is_fixed_by_its_seed(weights):
+    first = sample(weights, "--prompt", "ROMEO:", "--tokens", "40", "--seed", "3")
+    again = sample(weights, "--prompt", "ROMEO:", "--tokens", "40", "--seed", "3")
+    other = sample(weights, "--prompt", "ROMEO:", "--tokens", "40", "--seed", "4")
+    assert first.returncode == 0, first.stderr
+    text = first.stdout.rstrip("\n")
+    assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 40
+    assert first.stdout == again.stdout != other.stdout
+
+
+def test_sample_refuses_a_character_outside_the_vocabulary(weights):
+    proc = sample(weights, "--prompt", "café", "--tokens", "5")
+    assert proc.returncode == 2
+    assert "'é'" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_sample_refuses_a_file_that_is_not_weights(tmp_path):
+    bogus = tmp_path / "w.safetensors"
+    bogus.write_bytes(b"not a safetensors file")
+    proc = sample(bogus, "--prompt", "A")
+    assert proc.returncode == 2 and "not a readable safetensors file" in proc.stderr

@@ -1,0 +1,163 @@
+"""The replication verdict's rules on synthetic results with known outcomes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reproduce import stats
+from reproduce.compare import CONTRADICTS, SUPPORTS, UNDECIDED, replication
+from reproduce.pd import summarize_pairs
+
+REFERENCE = json.loads(
+    (
+        Path(__file__).resolve().parents[1] / "artifacts/reference/charlm-full-20251208.json"
+    ).read_text()
+)
+
+
+def fake_results(val_loss, gap, pd):
+    """results.json-like data: per activation, per seed val loss and train-val gap; per
+    activation the relative PD of its three seed pairs."""
+    trials = []
+    for act, losses in val_loss.items():
+        for seed, (loss, g) in enumerate(zip(losses, gap[act], strict=True)):
+            trials.append(
+                {
+                    "id": f"{act}-s{seed}",
+                    "group": act,
+                    "activation": act,
+                    "seed": seed,
+                    "grid": {},
+                    "wall_time_s": 1.0,
+                    "n_params": 1000,
+                    "final": {
+                        "step": 10,
+                        "train_loss": 1.0,
+                        "val_loss": loss,
+                        "train_accuracy": 50.0 + g,
+                        "val_accuracy": 50.0,
+                    },
+                }
+            )
+    pairs = {
+        act: summarize_pairs(
+            {
+                f"s{i}-s{i + 1}": {
+                    "absolute_pd": 0.1,
+                    "relative_pd": v,
+                    "top1_disagreement": 0.1,
+                    "positions": 5,
+                    "vocab_size": 3,
+                }
+                for i, v in enumerate(values)
+            }
+        )
+        for act, values in pd.items()
+    }
+    return {
+        "config": {
+            "name": "fake",
+            "model": {"n_layer": 1, "n_embd": 8},
+            "train": {"max_iters": 10},
+        },
+        "trials": trials,
+        "statistics": stats.analyze_sweep(trials),
+        "prediction_difference": pairs,
+    }
+
+
+def verdicts(result):
+    return {row["id"]: row["verdict"] for row in replication(result, REFERENCE)["claims"]}
+
+
+def test_a_result_like_the_claims_supports_them():
+    result = fake_results(
+        val_loss={
+            "swish": [1.497, 1.498, 1.496],
+            "gelu": [1.554, 1.555, 1.553],
+            "relu": [1.555, 1.556, 1.557],
+        },
+        gap={"swish": [8.9, 9.0, 8.8], "gelu": [12.7, 12.8, 12.6], "relu": [14.1, 14.2, 14.0]},
+        pd={"swish": [0.80, 0.81, 0.82], "gelu": [0.90, 0.91, 0.92], "relu": [0.95, 0.96, 0.97]},
+    )
+    got = verdicts(result)
+    assert got["swish-best-val-loss"] == SUPPORTS
+    assert got["val-loss-anova-significant"] == SUPPORTS
+    assert got["swish-least-overfitting"] == SUPPORTS and got["relu-most-overfitting"] == SUPPORTS
+    assert got["swish-best-pd"] == SUPPORTS and got["relu-worst-pd"] == SUPPORTS
+    # relu is (1.556 - 1.497) / 1.497 = 3.94% above swish: the claimed 3.9% is inside the CI
+    assert got["relu-vs-swish-val-loss-pct"] == SUPPORTS
+
+
+def test_an_opposite_result_contradicts():
+    result = fake_results(
+        val_loss={
+            "swish": [1.60, 1.61, 1.59],
+            "gelu": [1.50, 1.51, 1.49],
+            "relu": [1.50, 1.49, 1.51],
+        },
+        gap={"swish": [15.0, 15.1, 14.9], "gelu": [9.0, 9.1, 8.9], "relu": [5.0, 5.1, 4.9]},
+        pd={"swish": [0.95, 0.96, 0.97], "gelu": [0.90, 0.91, 0.92], "relu": [0.80, 0.81, 0.82]},
+    )
+    got = verdicts(result)
+    assert got["swish-best-val-loss"] == CONTRADICTS
+    assert got["relu-vs-swish-val-loss-pct"] == CONTRADICTS
+    assert got["swish-least-overfitting"] == CONTRADICTS
+    assert got["relu-most-overfitting"] == CONTRADICTS
+    assert got["swish-best-pd"] == CONTRADICTS and got["relu-worst-pd"] == CONTRADICTS
+
+
+def test_noise_cannot_decide():
+    result = fake_results(
+        val_loss={
+            "swish": [1.50, 1.60, 1.55],
+            "gelu": [1.52, 1.58, 1.56],
+            "relu": [1.51, 1.59, 1.57],
+        },
+        gap={"swish": [9.0, 14.0, 11.0], "gelu": [10.0, 13.0, 12.0], "relu": [8.0, 15.0, 11.5]},
+        pd={"swish": [0.80, 0.95, 0.90], "gelu": [0.85, 0.92, 0.88], "relu": [0.82, 0.97, 0.9]},
+    )
+    got = verdicts(result)
+    # spread of 0.05 nats between seeds: 3 seeds cannot detect a 3.9% effect
+    assert got["swish-best-val-loss"] == UNDECIDED
+    assert got["val-loss-anova-significant"] == UNDECIDED
+    assert got["swish-best-pd"] == UNDECIDED and got["relu-worst-pd"] == UNDECIDED
+    assert got["swish-least-overfitting"] == UNDECIDED
+
+
+def test_not_significant_with_enough_power_contradicts_significance():
+    result = fake_results(
+        val_loss={
+            "swish": [1.5000, 1.5002, 1.4998],
+            "gelu": [1.5001, 1.4999, 1.5000],
+            "relu": [1.4999, 1.5001, 1.5002],
+        },
+        gap={a: [10.0, 10.1, 9.9] for a in ("swish", "gelu", "relu")},
+        pd={a: [0.9, 0.91, 0.92] for a in ("swish", "gelu", "relu")},
+    )
+    rows = {r["id"]: r for r in replication(result, REFERENCE)["claims"]}
+    assert rows["val-loss-anova-significant"]["verdict"] == CONTRADICTS
+    assert "smaller than the claimed 3.9%" in rows["val-loss-anova-significant"]["detail"]
+
+
+def test_missing_activation_cannot_decide():
+    result = fake_results(
+        val_loss={"gelu": [1.5, 1.51, 1.52], "relu": [1.6, 1.61, 1.62]},
+        gap={"gelu": [1.0, 1.1, 1.2], "relu": [2.0, 2.1, 2.2]},
+        pd={"gelu": [0.1, 0.2, 0.3], "relu": [0.4, 0.5, 0.6]},
+    )
+    got = verdicts(result)
+    assert got["swish-best-val-loss"] == UNDECIDED
+    assert got["swish-best-pd"] == UNDECIDED
+
+
+@pytest.mark.parametrize("claim", ["swish-best-val-loss", "val-loss-anova-significant"])
+def test_claims_carry_the_printed_text(claim):
+    result = fake_results(
+        val_loss={a: [1.5, 1.51, 1.52] for a in ("swish", "gelu", "relu")},
+        gap={a: [1.0, 1.1, 1.2] for a in ("swish", "gelu", "relu")},
+        pd={a: [0.1, 0.2, 0.3] for a in ("swish", "gelu", "relu")},
+    )
+    row = next(r for r in replication(result, REFERENCE)["claims"] if r["id"] == claim)
+    assert row["claimed"] == next(c["printed"] for c in REFERENCE["claims"] if c["id"] == claim)

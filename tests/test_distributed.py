@@ -1,0 +1,330 @@
+"""Sweeps under torchrun (2 CPU ranks over gloo): same weights and records as one process,
+failed trials named with the others kept, reruns train only what is missing; and the rules
+(assignment, devices, launcher variables, timeout) on their own.
+
+The torchrun sweeps train on the first 50,000 characters of tiny Shakespeare (a ``[data] path``
+corpus): evaluation over the full 111k-character validation split would dominate the run time.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from conftest import REPO, write_sweep
+
+from charlm.data import Corpus
+from charlm.io import sha256_file
+from charlm.train import train_trial
+from reproduce import distributed, runner
+from reproduce.config import load_config
+from reproduce.results import load_results
+
+# Fields that legitimately differ between two runs of the same trial: timing. Removed at any
+# depth (trial records, their curves, and the statistics of results.json) before comparing.
+TIMING_FIELDS = {"wall_time_s", "tokens_per_s", "elapsed_s"}
+LAUNCH_TIMEOUT_S = 300
+EXCERPT_CHARS = 50_000
+
+
+@pytest.fixture(scope="module")
+def excerpt(data_path, tmp_path_factory):
+    """The first 50,000 characters of tiny Shakespeare, as a file."""
+    path = tmp_path_factory.mktemp("data") / "excerpt.txt"
+    path.write_text(data_path.read_text(encoding="utf-8")[:EXCERPT_CHARS], encoding="utf-8")
+    return path
+
+
+def data_table(path):
+    return f'\n[data]\npath = "{path.as_posix()}"\n'
+
+
+def without_timing(value):
+    if isinstance(value, dict):
+        return {k: without_timing(v) for k, v in value.items() if k not in TIMING_FIELDS}
+    if isinstance(value, list):
+        return [without_timing(v) for v in value]
+    return value
+
+
+def weights_digests(directory):
+    return {p.parent.name: sha256_file(p) for p in directory.glob("trials/*/weights.safetensors")}
+
+
+def records(directory):
+    return {p.parent.name: json.loads(p.read_text()) for p in directory.glob("trials/*/trial.json")}
+
+
+def manifest_matches_files(directory):
+    listed = sorted(
+        line.split("  ", 1)[1] for line in (directory / "SHA256SUMS").read_text().splitlines()
+    )
+    present = sorted(
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.is_file() and p.name not in ("SHA256SUMS", "state.safetensors")
+    )
+    check = subprocess.run(
+        ["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=directory, capture_output=True
+    )
+    return listed == present and check.returncode == 0
+
+
+def launch(config, out, data_path, *extra):
+    """``torchrun --standalone --nproc_per_node=2 -m reproduce run ...``: (command, env)."""
+    env = {k: v for k, v in os.environ.items() if k not in distributed.LAUNCHER_VARS}
+    env.update(CHARLM_DATA=str(data_path), REPRODUCE_DIST_TIMEOUT_S=str(LAUNCH_TIMEOUT_S))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node=2", "-m", "reproduce", "run"]
+    command += ["--config", str(config), "--out", str(out), *extra]
+    return command, env
+
+
+def torchrun(config, out, data_path, *extra):
+    """Run :func:`launch`'s command to its end (cwd: the repository)."""
+    command, env = launch(config, out, data_path, *extra)
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S
+    )
+
+
+# --- the rules -------------------------------------------------------------------------------
+
+
+def test_assignment_is_round_robin_over_sorted_ids():
+    ids = ["relu-s1", "gelu-s0", "swish-s0", "gelu-s1", "relu-s0"]
+    shares = distributed.assign(ids, 2)
+    assert shares == [["gelu-s0", "relu-s0", "swish-s0"], ["gelu-s1", "relu-s1"]]
+    assert distributed.assign(reversed(ids), 2) == shares  # input order does not matter
+    three = distributed.assign(ids, 3)
+    assert three == [["gelu-s0", "relu-s1"], ["gelu-s1", "swish-s0"], ["relu-s0"]]
+    many = distributed.assign(ids, 8)  # more ranks than trials: some ranks idle
+    assert many[:5] == [[i] for i in sorted(ids)] and many[5:] == [[], [], []]
+    assert distributed.assign([], 4) == [[], [], [], []]
+    for world_size in (1, 2, 3, 4, 7):
+        shares = distributed.assign(ids, world_size)
+        flat = [i for share in shares for i in share]
+        assert sorted(flat) == sorted(ids) and len(flat) == len(ids)
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+@pytest.mark.parametrize("world_size", [0, -1, True, 1.5])
+def test_assignment_refuses_a_bad_world_size(world_size):
+    with pytest.raises(ValueError, match="world_size"):
+        distributed.assign(["a"], world_size)
+
+
+def test_assignment_refuses_duplicates():
+    with pytest.raises(ValueError, match="duplicate"):
+        distributed.assign(["a", "b", "a"], 2)
+
+
+@pytest.mark.parametrize(
+    ("configured", "local_rank", "gpus", "expected"),
+    [
+        ("cpu", 3, 8, "cpu"),
+        ("auto", 3, 0, "cpu"),
+        ("auto", 3, 8, "cuda:3"),
+        ("cuda", 5, 2, "cuda:1"),  # more ranks than GPUs: ranks share
+        ("cuda:7", 0, 4, "cuda:0"),  # the local rank chooses the GPU
+        ("auto", 0, 1, "cuda:0"),
+    ],
+)
+def test_rank_device(configured, local_rank, gpus, expected):
+    assert distributed.rank_device(configured, local_rank, gpus) == expected
+
+
+def test_rank_device_refuses_a_missing_gpu_or_unknown_device():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        distributed.rank_device("cuda", 0, 0)
+    with pytest.raises(ValueError, match="train.device"):
+        distributed.rank_device("tpu", 0, 1)
+
+
+def test_launcher_variables():
+    assert distributed.world_from_env({}) is None
+    assert distributed.world_from_env({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}) == (
+        distributed.World(rank=3, world_size=4, local_rank=1)
+    )
+    with pytest.raises(ValueError, match="LOCAL_RANK not"):
+        distributed.world_from_env({"WORLD_SIZE": "2", "RANK": "0"})
+    with pytest.raises(ValueError, match="integers"):
+        distributed.world_from_env({"WORLD_SIZE": "two", "RANK": "0", "LOCAL_RANK": "0"})
+    with pytest.raises(ValueError, match="out of range"):
+        distributed.world_from_env({"WORLD_SIZE": "2", "RANK": "2", "LOCAL_RANK": "0"})
+
+
+def test_collective_timeout():
+    assert distributed.collective_timeout({}) == timedelta(days=7)
+    assert distributed.collective_timeout({"REPRODUCE_DIST_TIMEOUT_S": "90.5"}) == timedelta(
+        seconds=90.5
+    )
+    for bad in ("0", "-3", "soon", "inf", "nan"):
+        with pytest.raises(ValueError, match="REPRODUCE_DIST_TIMEOUT_S"):
+            distributed.collective_timeout({"REPRODUCE_DIST_TIMEOUT_S": bad})
+
+
+# --- torchrun, 2 ranks on the CPU ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference(data_path, excerpt, tmp_path_factory):
+    """A 2 activations x 2 seeds sweep (4 steps, 2 threads, cpu) trained by the single-process
+    trainer: (config, output directory)."""
+    root = tmp_path_factory.mktemp("reference")
+    config = write_sweep(root / "tiny.toml", max_iters=4, extra=data_table(excerpt))
+    sweep = runner.Sweep.open(config, root / "single", str(data_path))
+    assert runner.train_trials(sweep, sweep.trials, log=lambda line: None) == {}
+    return config, root / "single"
+
+
+def test_torchrun_sweep_equals_single_process(reference, data_path, tmp_path):
+    config, single = reference
+    multi = tmp_path / "multi"
+    run = torchrun(config, multi, data_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    # the i-th trial of the sorted list goes to rank i % 2; each rank reports its own trials
+    for rank, ids in ((0, ["gelu-s0", "relu-s0"]), (1, ["gelu-s1", "relu-s1"])):
+        for number, trial in enumerate(ids, 1):
+            assert f"rank {rank}: [{number}/2] {trial}" in run.stdout
+    assert "4 trial(s), 4 to train" in run.stdout
+
+    digests = weights_digests(single)
+    assert len(digests) == 4 and weights_digests(multi) == digests
+    mine, theirs = records(multi), records(single)
+    # torchrun exports OMP_NUM_THREADS=1; each trial still ran on the configured 2 threads
+    assert {r["environment"]["threads"] for r in mine.values()} == {2}
+    assert without_timing(mine) == without_timing(theirs)
+    published = load_results(multi)["trials"]  # schema-valid, written by rank 0
+    assert [t["id"] for t in published] == sorted(theirs)
+    for entry in published:
+        record = {k: v for k, v in entry.items() if k not in ("id", "group", "grid")}
+        assert without_timing(record) == without_timing(theirs[entry["id"]])
+    assert manifest_matches_files(multi)
+    assert not (multi / distributed.RANKS_DIR).exists()
+
+
+def test_failed_trials_are_named_others_kept_and_rerun_trains_only_whats_missing(
+    data_path, excerpt, tmp_path
+):
+    # block_size 6000 exceeds the 5,000-character validation split: charlm.train refuses those
+    # trials; sorted, they are the 2nd and 4th, so both belong to rank 1
+    config = write_sweep(
+        tmp_path / "grid.toml",
+        activations=("relu",),
+        max_iters=4,
+        extra=data_table(excerpt) + "\n[sweep.grid]\nblock_size = [16, 6000]\n",
+    )
+    corpus = Corpus.load(excerpt)
+    config.write_text(config.read_text().replace("block_size = 16\n", "", 1))
+    failing = [t for t in load_config(config).trials(corpus.vocab_size) if "6000" in t.id]
+    expected = {}
+    for trial in failing:
+        with pytest.raises(ValueError) as info:
+            train_trial(trial.spec, corpus, tmp_path / "probe" / trial.id)
+        expected[trial.id] = f"ValueError: {info.value}"
+    assert sorted(expected) == ["relu-s0-block_size=6000", "relu-s1-block_size=6000"]
+    out = tmp_path / "out"
+
+    run = torchrun(config, out, data_path)
+    assert run.returncode != 0
+    assert re.search(r"exitcode\s*:\s*1\b", run.stderr), run.stderr[-3000:]  # rank 0's status
+    assert "error: 2 trial(s) failed: relu-s0-block_size=6000, relu-s1-block_size=6000" in (
+        run.stderr
+    )
+    assert run.stdout.count("rank 1:     FAILED: ValueError") == 2
+    assert json.loads((out / "failed.json").read_text()) == expected
+    kept = weights_digests(out)
+    assert sorted(kept) == ["relu-s0-block_size=16", "relu-s1-block_size=16"]
+    assert not (out / "results.json").exists()
+    assert manifest_matches_files(out)  # covers failed.json; the ranks' files are gone
+    assert not (out / distributed.RANKS_DIR).exists()
+
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("trials/*/weights.safetensors")}
+    config.write_text(config.read_text().replace("[16, 6000]", "[16, 24]"))
+    rerun = torchrun(config, out, data_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "4 trial(s), 2 to train" in rerun.stdout
+    assert "rank 0: [1/1] relu-s0-block_size=24" in rerun.stdout
+    assert "rank 1: [1/1] relu-s1-block_size=24" in rerun.stdout
+    assert mtimes == {p: p.stat().st_mtime_ns for p in mtimes}
+    after = weights_digests(out)
+    assert {k: after[k] for k in kept} == kept and len(after) == 4
+    assert [t["id"] for t in load_results(out)["trials"]] == [
+        "relu-s0-block_size=16",
+        "relu-s0-block_size=24",
+        "relu-s1-block_size=16",
+        "relu-s1-block_size=24",
+    ]
+    assert not (out / "failed.json").exists()
+    assert manifest_matches_files(out)
+
+
+def test_time_limit_stops_every_rank_and_rerun_resumes(reference, data_path, tmp_path):
+    config, single = reference
+    out = tmp_path / "limited"
+    run = torchrun(config, out, data_path, "--time-limit", "0.001")
+    assert run.returncode != 0
+    # torchrun's summary names rank 0, the first to exit, with the run's status
+    assert re.search(rf"exitcode\s*:\s*{runner.EXIT_TIME_LIMIT}\b", run.stderr), run.stderr[-3000:]
+    assert "rank 0: time limit reached" in run.stdout and "rank 1: time limit reached" in run.stdout
+    # each rank saved the state of its first trial; nobody started a second one
+    assert sorted(p.parent.name for p in out.glob("trials/*/state.safetensors")) == [
+        "gelu-s0",
+        "gelu-s1",
+    ]
+    assert not (out / "results.json").exists() and manifest_matches_files(out)
+    rerun = torchrun(config, out, data_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "rank 0: [1/2] gelu-s0 (resuming)" in rerun.stdout
+    assert "rank 1: [1/2] gelu-s1 (resuming)" in rerun.stdout
+    assert weights_digests(out) == weights_digests(single)
+
+
+def test_dry_run_rank_0_lists_the_others_stay_quiet(reference, data_path, tmp_path):
+    config, _ = reference
+    out = tmp_path / "dry"
+    run = torchrun(config, out, data_path, "--dry-run")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("4 trial(s), 4 to train") == 1
+    assert run.stdout.count("nothing trained") == 1
+    owners = re.findall(r"^  (\S+) +new  rank (\d)$", run.stdout, flags=re.MULTILINE)
+    assert owners == [("gelu-s0", "0"), ("gelu-s1", "1"), ("relu-s0", "0"), ("relu-s1", "1")]
+    assert "rank 1:" not in run.stdout + run.stderr
+    assert not out.exists()
+
+
+def test_sigint_stops_every_rank_with_state_saved(excerpt, data_path, tmp_path):
+    # long enough that no trial finishes before the signal
+    config = write_sweep(tmp_path / "long.toml", max_iters=100_000, extra=data_table(excerpt))
+    out = tmp_path / "interrupted"
+    command, env = launch(config, out, data_path)
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        seen, started = [], set()
+        for line in proc.stdout:  # wait until both ranks started their first trial
+            seen.append(line)
+            started |= {r for r in (0, 1) if line.startswith(f"rank {r}: [1/2]")}
+            if started == {0, 1}:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=LAUNCH_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stdout = "".join(seen) + rest
+    assert proc.returncode != 0
+    assert "rank 0: interrupted" in stdout and "rank 1: interrupted" in stdout, stdout + err
+    assert "interrupted: finished trials are kept" in stdout
+    assert sorted(p.parent.name for p in out.glob("trials/*/state.safetensors")) == [
+        "gelu-s0",
+        "gelu-s1",
+    ]
+    assert not (out / "results.json").exists() and manifest_matches_files(out)
+    assert not (out / distributed.RANKS_DIR).exists()
