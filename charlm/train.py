@@ -41,6 +41,7 @@ __all__ = [
     "OPTIMIZER_IMPLS",
     "TrainConfig",
     "TrialSpec",
+    "StopSignals",
     "TrainingInterrupted",
     "NonFiniteLossError",
     "learning_rate",
@@ -240,14 +241,16 @@ def _make_optimizer(model: CharLM, cfg: TrainConfig, device: torch.device) -> tu
     return opt, impl
 
 
-class _StopSignals:
-    """Turns the first SIGINT/SIGTERM into a flag checked between steps; a second one aborts."""
+class StopSignals:
+    """Context manager turning the first SIGINT/SIGTERM into a flag (``received``: the signal's
+    name) that the caller checks at safe points; a second signal raises KeyboardInterrupt.
+    Installs handlers only in the main thread and restores the previous ones on exit."""
 
     def __init__(self) -> None:
         self.received: str | None = None
         self._previous: dict = {}
 
-    def __enter__(self) -> _StopSignals:
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -436,7 +439,7 @@ def train_trial(
         checkpoint.save_state(state_path, model, optimizer, book)
 
     model.train()
-    with _StopSignals() as signals:
+    with StopSignals() as signals:
         while True:
             at_eval = step % cfg.eval_interval == 0 or step == cfg.max_iters
             if at_eval and not (curves and curves[-1]["step"] == step):

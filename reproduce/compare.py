@@ -147,16 +147,30 @@ def replication(ours: dict, reference: dict) -> dict:
     claims = _claims(reference)
     cells = ours["statistics"]["cells"]
     cell_key = "all" if "all" in cells else sorted(cells)[0]
-    comparison = cells[cell_key]["val_loss_comparison"]
-    trials = [t for t in ours["trials"] if stats.cell_key(t["grid"]) == cell_key]
+    # only the report's own activations are compared, as the report compared them
+    names = set(reference["config"]["training"]["activations"])
+    trials = [
+        t
+        for t in ours["trials"]
+        if stats.cell_key(t["grid"]) == cell_key and t["activation"] in names
+    ]
+    losses: dict[str, list[float]] = {}
     gaps: dict[str, list[float]] = {}
     for t in trials:
+        losses.setdefault(t["activation"], []).append(t["final"]["val_loss"])
         gaps.setdefault(t["activation"], []).append(
             t["final"]["train_accuracy"] - t["final"]["val_accuracy"]
         )
+    if not losses:
+        raise UserError(f"our sweep has none of the report's activations {sorted(names)}")
+    comparison = stats.compare_groups(losses, lower_is_better=True)
     gap_comparison = stats.compare_groups(gaps, lower_is_better=True)
-    pd = {g: v for g, v in ours["prediction_difference"].items()}
-    groups = sorted(gaps)
+    pd = {
+        t["group"]: ours["prediction_difference"][t["group"]]
+        for t in trials
+        if t["group"] in ours["prediction_difference"]
+    }
+    groups = sorted({t["group"] for t in trials})
     rows = []
 
     def add(claim_id: str, text: str, verdict_detail: tuple[str, str]) -> None:
@@ -221,6 +235,7 @@ def replication(ours: dict, reference: dict) -> dict:
         "ours": {
             "name": ours["config"]["name"],
             "cell": cell_key,
+            "activations": sorted(losses),
             "n_params": n_params,
             "scale": f"{model.get('n_layer')} layers x {model.get('n_embd')}, "
             f"{ours['config']['train'].get('max_iters')} iterations, "

@@ -50,10 +50,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +62,7 @@ import torch
 
 from charlm import determinism
 from charlm.io import atomic_write_json
+from charlm.train import StopSignals
 
 __all__ = [
     "BACKEND",
@@ -244,31 +243,6 @@ def _wait_for(condition: Callable[[], bool], seconds: float, poll_s: float = 0.5
     return True
 
 
-class _Signals:
-    """The first SIGINT/SIGTERM sets a flag (the current trial stops at its next step, the ranks
-    then agree to stop); a second one aborts with KeyboardInterrupt. Keeps a signal from raising
-    inside a collective, which would leave the other ranks waiting."""
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous: dict = {}
-
-    def __enter__(self) -> _Signals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.received:
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 # Each collective's work handle (and its tensor) stays referenced until the process ends. Gloo's
 # worker thread drops its own reference a moment after the caller resumes; were that the last
 # one, the thread would free the tensor, which needs the GIL, and if the interpreter is already
@@ -339,7 +313,7 @@ def run_sweep(
     }
     import torch.distributed as dist
 
-    with _Signals() as signals:
+    with StopSignals() as signals:
         dist.init_process_group(
             BACKEND, rank=world.rank, world_size=world.world_size, timeout=timeout
         )

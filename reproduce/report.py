@@ -60,7 +60,7 @@ def _fmt(value, digits: int = 4) -> str:
 def _fmt_p(p) -> str:
     if p is None:
         return "—"
-    return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
+    return f"{p:.1e}" if p < 1e-4 else f"{p:.4f}"
 
 
 def _environment(trials: list[dict]) -> list[dict]:

@@ -1,0 +1,169 @@
+"""Every command in README.md's bash blocks is exercised, so none can rot.
+
+Commands that run here run for real, long ones at a reduced size (``--dry-run``, a tiny run in
+place of artifacts/smoke); Docker, multi-host and GPU commands are checked statically (the
+compose service, the script, the arguments they pass to ``python -m reproduce``), beside CI's
+hadolint and compose-schema checks. A README command that matches no rule fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, write_sweep
+from torch.distributed.run import get_args_parser
+
+from reproduce.cli import build_parser, main
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+CPU = REPO / "artifacts" / "cpu"
+
+
+def readme_commands() -> list[str]:
+    """Each command line of the README's ```bash blocks (comments and blank lines dropped)."""
+    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    return [
+        line.strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+def reproduce_args(command: str) -> list[str]:
+    """The arguments after ``-m reproduce`` in a command line."""
+    words = shlex.split(command)
+    return words[words.index("reproduce", words.index("-m")) + 1 :]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data_path):
+    """A finished tiny sweep standing in for artifacts/smoke."""
+    root = tmp_path_factory.mktemp("readme")
+    config = write_sweep(root / "tiny.toml", activations=("gelu", "relu"), seeds=(42, 43))
+    assert (
+        main(
+            ["run", "--config", str(config), "--out", str(root / "smoke"), "--data", str(data_path)]
+        )
+        == 0
+    )
+    return root / "smoke"
+
+
+def run_reproduce(args: list[str], tiny_run: Path, tmp_path: Path) -> int:
+    """Run ``python -m reproduce ARGS`` at a reduced size where needed."""
+    args = [str(tiny_run) if a == "artifacts/smoke" else a for a in args]
+    if args[0] == "run":
+        out = args.index("--out") + 1
+        args[out] = str(tmp_path / "run-out")
+        if "--dry-run" not in args:
+            args.append("--dry-run")
+    if args[0] == "bench":
+        args = [
+            *args[: args.index("--iters")],
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--out",
+            str(tmp_path / "bench.json"),
+            *args[args.index("--iters") + 2 :],
+        ]
+    if args[0] == "publish":
+        args[2] = str(tmp_path / "published")
+    if args[0] == "render":  # never re-render a committed result in place
+        copy = tmp_path / "render-copy"
+        shutil.copytree(args[1], copy)
+        args[1] = str(copy)
+    return main(args)
+
+
+def exercise(command: str, tiny_run: Path, tmp_path: Path) -> None:
+    words = shlex.split(command)
+    if command == "pip install nox && nox -s smoke":
+        noxfile = (REPO / "noxfile.py").read_text()
+        assert "def smoke(" in noxfile and '"configs/smoke.toml"' in noxfile
+        assert '"artifacts/smoke"' in noxfile
+        assert (
+            main(
+                [
+                    "run",
+                    "--config",
+                    "configs/smoke.toml",
+                    "--out",
+                    str(tmp_path / "smoke"),
+                    "--dry-run",
+                ]
+            )
+            == 0
+        )
+    elif command == "nox -s tests":
+        assert "\nnox -s tests\n" in (REPO / ".ci/run").read_text()  # CI runs exactly this
+    elif "docker compose" in command:
+        services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+        if words[-1] == "build":
+            assert "BASE_IMAGE" in (REPO / "docker-compose.yml").read_text()
+            assert "ARG BASE_IMAGE" in (REPO / "Dockerfile").read_text()
+        else:
+            service = services[words[-1]]
+            if words[-1] == "reproduce":
+                assert "configs/full.toml" in " ".join(service["command"])
+                assert (
+                    main(
+                        [
+                            "run",
+                            "--config",
+                            "configs/full.toml",
+                            "--out",
+                            str(tmp_path / "full"),
+                            "--dry-run",
+                        ]
+                    )
+                    == 0
+                )
+    elif words[0] == "docker":
+        assert words[1] in ("pull", "inspect") and "nvcr.io/nvidia/pytorch:24.11-py3" in words
+        assert "nvcr.io/nvidia/pytorch:24.11-py3" in (REPO / "Dockerfile").read_text()
+    elif words[0] == "scripts/gpu-sweep.sh":  # run at a tiny size by tests/test_gpu_script.py
+        script = REPO / words[0]
+        assert script.is_file() and script.stat().st_mode & 0o111
+    elif words[0] == "torchrun":
+        launcher = get_args_parser().parse_args(words[1 : words.index("-m")] + ["x"])
+        assert launcher.nproc_per_node
+        build_parser().parse_args(reproduce_args(command))
+    elif words[0] == "sbatch":
+        script = REPO / words[1]
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+        line = " ".join(script.read_text().replace("\\\n", " ").split("srun ", 1)[1].split())
+        build_parser().parse_args(
+            reproduce_args(line.split(" || ")[0].replace("$((12 * 3600 - 20 * 60))", "42000"))
+        )
+    elif words[0] == "cd":  # cd artifacts/cpu && sha256sum -c SHA256SUMS && cd ../..
+        proc = subprocess.run(command, shell=True, cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    elif words[:3] == ["python", "-m", "reproduce"]:
+        assert run_reproduce(reproduce_args(command), tiny_run, tmp_path) == 0
+    elif words[:3] == ["python", "-m", "charlm"]:
+        proc = subprocess.run(
+            [sys.executable, *words[1:]], cwd=REPO, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("ROMEO:")
+    else:
+        pytest.fail(f"README command with no exercise in tests/test_readme.py: {command}")
+
+
+@pytest.mark.parametrize("command", readme_commands())
+def test_readme_command(command, tiny_run, tmp_path):
+    exercise(command, tiny_run, tmp_path)
+
+
+def test_readme_names_the_tests_command_ci_runs():
+    assert readme_commands()[:2] == ["pip install nox && nox -s smoke", "nox -s tests"]
