@@ -133,40 +133,23 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", *(session.posargs or ["."]))
 
 
+def _run_sweep(session: nox.Session, name: str) -> None:
+    """``python -m reproduce run --config configs/<name>.toml --out artifacts/<name>``."""
+    _install(session, "runtime.txt", torch=True, project=True)
+    args = ["run", "--config", f"configs/{name}.toml", "--out", f"artifacts/{name}"]
+    session.run("python", "-m", "reproduce", *args, *session.posargs, env=_sweep_env())
+
+
 @nox.session
 def smoke(session: nox.Session) -> None:
     """The CPU smoke sweep on real tiny Shakespeare into artifacts/smoke."""
-    _install(session, "runtime.txt", torch=True, project=True)
-    session.run(
-        "python",
-        "-m",
-        "reproduce",
-        "run",
-        "--config",
-        "configs/smoke.toml",
-        "--out",
-        "artifacts/smoke",
-        *session.posargs,
-        env=_sweep_env(),
-    )
+    _run_sweep(session, "smoke")
 
 
 @nox.session
 def full(session: nox.Session) -> None:
     """The full study sweep into artifacts/full: for a CUDA machine (set CHARLM_TORCH_SPEC)."""
-    _install(session, "runtime.txt", torch=True, project=True)
-    session.run(
-        "python",
-        "-m",
-        "reproduce",
-        "run",
-        "--config",
-        "configs/full.toml",
-        "--out",
-        "artifacts/full",
-        *session.posargs,
-        env=_sweep_env(),
-    )
+    _run_sweep(session, "full")
 
 
 def default_verify_dir() -> str:

@@ -271,8 +271,11 @@ def load_reference(path: str | Path) -> dict:
     """Read and validate a reference file (``reference.schema.json``).
 
     Raises:
-        UserError: unreadable or not JSON. ValueError: not valid against the schema.
+        FileNotFoundError: no such file. UserError: unreadable or not JSON. ValueError: not
+            valid against the schema.
     """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"reference file {path} not found")
     try:
         reference = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:

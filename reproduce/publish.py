@@ -54,6 +54,9 @@ def publish(
 ) -> Path:
     """Copy the shipped set of ``run_dir`` into ``dest`` and write its SHA256SUMS.
 
+    results.json is copied with its render options (``compare``, ``reference``) rewritten
+    relative to ``dest``, so a re-render there finds the same files.
+
     Raises:
         FileNotFoundError: ``run_dir`` has no results.json (the sweep is not finished).
         UserError: ``dest`` is ``run_dir`` itself, or an existing directory that is not a
@@ -69,8 +72,15 @@ def publish(
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         for name in SHIPPED_FILES:
-            if (run_dir / name).is_file():
+            if (run_dir / name).is_file() and name != results.RESULTS_FILE:
                 shutil.copyfile(run_dir / name, staging / name)
+        # the render options name files relative to the directory: make them relative to DEST
+        options = data["render"]["options"]
+        for key, value in options.items():
+            if value is not None:
+                target = (run_dir / value).resolve()
+                options[key] = os.path.relpath(target, dest.resolve())
+        results.write_results(staging, data)
         for name in SHIPPED_DIRS:
             if (run_dir / name).is_dir():
                 shutil.copytree(run_dir / name, staging / name)

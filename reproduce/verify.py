@@ -205,7 +205,11 @@ def check_analysis(directory: Path, data: dict, corpus_path: str | None) -> list
     if differs:
         rows.append(Row("report", "re-render", PLATFORM_DIFFERS, "; ".join(differs)))
         return rows
-    rendered = report.render_directory(directory, write=False, log=lambda _: None)
+    try:
+        rendered = report.render_directory(directory, write=False, log=lambda _: None)
+    except FileNotFoundError as exc:  # a compared run or reference file that was not shipped
+        rows.append(Row("report", "re-render", NOT_DISTRIBUTED, f"cannot re-render: {exc}"))
+        return rows
     for name, payload in sorted(rendered.items()):
         path = directory / name
         if not path.is_file():

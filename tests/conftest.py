@@ -94,3 +94,56 @@ def write_sweep(
     ).replace("'", '"')
     path.write_text(text + extra, encoding="utf-8")
     return path
+
+
+def nox_session_commands(name: str) -> list[list[str]]:
+    """The argv of every ``session.run`` of noxfile.py's session ``name``, without nox.
+
+    noxfile.py is loaded with a stand-in ``nox`` module and its session called with a recorder,
+    so tests see what the session would run (installs are recorded apart and not returned).
+    """
+    import importlib.util
+    import sys
+    import types
+
+    stub = types.ModuleType("nox")
+    stub.session = lambda func=None, **_: func if func else (lambda f: f)
+    stub.options = types.SimpleNamespace()
+    stub.Session = object
+
+    class Recorder:
+        posargs: list[str] = []
+        virtualenv = types.SimpleNamespace(location=None)
+
+        def __init__(self) -> None:
+            self.runs: list[list[str]] = []
+
+        def install(self, *args: str) -> None:
+            pass
+
+        def run_install(self, *args: str, **kwargs) -> None:
+            pass
+
+        def log(self, *args) -> None:
+            pass
+
+        def error(self, message: str) -> None:
+            raise AssertionError(message)
+
+        def run(self, *args: str, **kwargs) -> None:
+            self.runs.append(list(args))
+
+    saved = sys.modules.get("nox")
+    sys.modules["nox"] = stub
+    try:
+        spec = importlib.util.spec_from_file_location("noxfile_under_test", REPO / "noxfile.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            del sys.modules["nox"]
+        else:
+            sys.modules["nox"] = saved
+    session = Recorder()
+    getattr(module, name)(session)
+    return session.runs

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, write_sweep
+from conftest import REPO, nox_session_commands, write_sweep
 from torch.distributed.run import get_args_parser
 
 from reproduce.cli import build_parser, main
@@ -88,9 +88,10 @@ def run_reproduce(args: list[str], tiny_run: Path, tmp_path: Path) -> int:
 def exercise(command: str, tiny_run: Path, tmp_path: Path) -> None:
     words = shlex.split(command)
     if command == "pip install nox && nox -s smoke":
-        noxfile = (REPO / "noxfile.py").read_text()
-        assert "def smoke(" in noxfile and '"configs/smoke.toml"' in noxfile
-        assert '"artifacts/smoke"' in noxfile
+        assert nox_session_commands("smoke") == [
+            ["python", "-m", "reproduce", "run", "--config", "configs/smoke.toml"]
+            + ["--out", "artifacts/smoke"]
+        ]
         assert (
             main(
                 [

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import write_sweep
@@ -144,3 +145,26 @@ def test_unknown_trial_and_missing_manifest(run_dir, tmp_path, capsys):
     assert "unknown trial id(s) ['tanh-s0']" in capsys.readouterr().err
     assert main(["verify", str(tmp_path)]) == 2
     assert "SHA256SUMS not found" in capsys.readouterr().err
+
+
+def test_published_elsewhere_keeps_the_reference_link(run_dir, tmp_path):
+    """publish rewrites the recorded reference path for its new place; a result whose compared
+    reference file is gone cannot be re-rendered, which is "not distributed", not FAIL."""
+    shipped = Path(__file__).resolve().parents[1] / "artifacts/reference/charlm-full-20251208.json"
+    reference = tmp_path / "refs" / "reference.json"
+    reference.parent.mkdir()
+    shutil.copyfile(shipped, reference)
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    assert main(["render", str(copy), "--reference", str(reference)]) == 0
+    deep = tmp_path / "a" / "b" / "published"
+    assert main(["publish", str(copy), str(deep)]) == 0
+    recorded = json.loads((deep / "results.json").read_text())["render"]["options"]["reference"]
+    assert recorded == "../../../refs/reference.json"
+    assert "Replication of the published report" in (deep / "report.md").read_text()
+    assert not any(r.verdict == FAIL for r in verify(deep))
+    reference.unlink()
+    rows = verify(deep)
+    row = next(r for r in rows if r.check == "report")
+    assert not any(r.verdict == FAIL for r in rows)
+    assert row.verdict == NOT_DISTRIBUTED and "reference file" in row.detail
