@@ -6,19 +6,29 @@ import argparse
 import sys
 
 from charlm.checkpoint import load_weights
-from charlm.sample import sample_text
+from charlm.sample import DEFAULT_TEMPERATURE, DEFAULT_TOKENS, sample_text
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line of the library; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m charlm")
+    parser = argparse.ArgumentParser(
+        prog="python -m charlm", description="The CharLM library's command line."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("sample", help="generate text from a weights.safetensors file")
+    p = sub.add_parser(
+        "sample",
+        help="generate text from a weights.safetensors file",
+        description="Print the prompt and sampled characters. With the defaults and a run's "
+        "sample prompt it prints the sample that the run's report shows for that trial.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--checkpoint", required=True, help="a trial's weights.safetensors")
     p.add_argument("--prompt", required=True, help="text to continue (characters of the corpus)")
-    p.add_argument("--tokens", type=int, default=200, help="characters to generate")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--tokens", type=int, default=DEFAULT_TOKENS, help="characters to generate")
+    p.add_argument(
+        "--temperature", type=float, default=DEFAULT_TEMPERATURE, help="softmax temperature"
+    )
+    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely (all)")
     p.add_argument("--seed", type=int, default=0, help="sampling generator seed")
     args = parser.parse_args(argv)
     try:

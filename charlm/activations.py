@@ -8,6 +8,7 @@ tensor of any shape to one of the same shape.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import torch
@@ -61,12 +62,19 @@ SMELU_PREFIX = "smelu-"
 VALID_NAMES = ", ".join([*ACTIVATIONS, *ALIASES, "smelu-<beta> (beta > 0, e.g. smelu-0.5)"])
 
 
+# a decimal number as written in a config: digits, an optional fraction and exponent, no sign,
+# underscore, space, inf or nan (float() alone would take "1_0" as 10.0)
+SMELU_BETA = re.compile(r"(\d+\.?\d*|\.\d+)(e[-+]?\d+)?")
+
+
 def _smelu_beta(name: str) -> float:
     text = name[len(SMELU_PREFIX) :]
-    try:
-        beta = float(text)
-    except ValueError:
-        raise ValueError(f"unknown activation {name!r}: valid names are {VALID_NAMES}") from None
+    if not SMELU_BETA.fullmatch(text):
+        raise ValueError(
+            f"SmeLU beta must be a positive decimal number in {name!r}: valid names are "
+            f"{VALID_NAMES}"
+        )
+    beta = float(text)
     if not math.isfinite(beta) or beta <= 0:
         raise ValueError(f"SmeLU beta must be positive in {name!r}: valid names are {VALID_NAMES}")
     return beta

@@ -53,7 +53,8 @@ def _check_digest(path: Path, expected: str) -> None:
     if actual != expected:
         raise ValueError(
             f"{path} has SHA-256 {actual} but tiny Shakespeare has {expected}: "
-            "the file is corrupt or another text; delete it or point CHARLM_DATA at a good copy"
+            "the file is corrupt or another text; point CHARLM_DATA (or --data) at a good copy, "
+            "or delete a cached copy to download it again"
         )
 
 

@@ -7,7 +7,11 @@ import torch
 from charlm.data import decode, encode
 from charlm.model import CharLM
 
-__all__ = ["generate", "sample_text"]
+__all__ = ["DEFAULT_TEMPERATURE", "DEFAULT_TOKENS", "generate", "sample_text"]
+
+# The samples in every report: 300 characters at temperature 0.8 (below 1 sharpens the softmax).
+DEFAULT_TEMPERATURE = 0.8
+DEFAULT_TOKENS = 300
 
 
 @torch.no_grad()
@@ -60,7 +64,7 @@ def sample_text(
     chars: str,
     prompt: str,
     n_tokens: int,
-    temperature: float = 1.0,
+    temperature: float = DEFAULT_TEMPERATURE,
     top_k: int | None = None,
     seed: int = 0,
 ) -> str:

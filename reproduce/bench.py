@@ -170,12 +170,28 @@ def _command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _non_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number (0 or more), got {text!r}")
+    return int(text)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bench`` command."""
     p = subparsers.add_parser("bench", help="time training iterations of a config's model")
     p.add_argument("--config", required=True)
-    p.add_argument("--iters", type=int, default=20, help="timed iterations (default 20)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
+    p.add_argument(
+        "--iters", type=_positive, default=20, help="timed iterations, at least 1 (default 20)"
+    )
+    p.add_argument(
+        "--warmup", type=_non_negative, default=3, help="untimed iterations first (default 3)"
+    )
     p.add_argument("--activation", default=None, help="which activation's model (default: first)")
     p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
     p.add_argument("--out", default="bench.json", help="JSON file for the figures")

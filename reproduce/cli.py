@@ -22,13 +22,20 @@ COMMANDS = {
 }
 
 
+DESCRIPTION = (
+    "Reproduce the CharLM activation study: train a sweep (run), render its report, publish "
+    "it, check a result (verify), audit the published report's own numbers, compare a sweep "
+    "with it, and benchmark training speed. `python -m reproduce COMMAND --help` for each."
+)
+
+
 class UserError(Exception):
     """Bad input from the user: printed as one line, exit status 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every command whose module is present."""
-    parser = argparse.ArgumentParser(prog="python -m reproduce", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m reproduce", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMANDS.values():
         try:

@@ -26,6 +26,7 @@ from typing import Any
 
 from charlm.activations import canonical_name
 from charlm.model import ModelConfig
+from charlm.sample import DEFAULT_TEMPERATURE, DEFAULT_TOKENS
 from charlm.train import TrainConfig, TrialSpec
 
 __all__ = [
@@ -90,8 +91,8 @@ class ReportOptions:
     """
 
     sample_prompt: str = "ROMEO:"
-    sample_tokens: int = 300
-    sample_temperature: float = 0.8
+    sample_tokens: int = DEFAULT_TOKENS
+    sample_temperature: float = DEFAULT_TEMPERATURE
     sample_top_k: int | None = None
     sample_seed: int = 0
     pd_batch_size: int = 64

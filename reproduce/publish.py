@@ -2,8 +2,10 @@
 
 DEST receives results.json, the report files and figures, the training logs as one
 deterministic ``logs.tar.gz``, and, only with ``--with-weights``, each trial's
-``trials/<id>/weights.safetensors`` (the run directory's layout, so ``verify`` reads both). Its
-SHA256SUMS lists exactly what it ships. DEST is assembled beside itself and swapped in whole, so
+``trials/<id>/weights.safetensors`` (the run directory's layout, so ``verify`` reads both). A
+report rendered with ``--reference`` or ``--compare`` takes what it read along (``reference.json``,
+``compare/results.json``), so DEST re-renders anywhere it is copied. Its SHA256SUMS lists exactly
+what it ships. DEST is assembled beside itself and swapped in whole, so
 a reader never sees a half-published directory.
 """
 
@@ -30,6 +32,19 @@ __all__ = ["SHIPPED_FILES", "SHIPPED_DIRS", "LOGS_ARCHIVE", "logs_archive", "pub
 SHIPPED_FILES = ("results.json", "report.md", "report.html", "audit.md")
 SHIPPED_DIRS = ("figures",)
 LOGS_ARCHIVE = "logs.tar.gz"
+REFERENCE_COPY = "reference.json"  # the --reference file a report was rendered with
+COMPARE_COPY = "compare"  # the results.json of the --compare run, as compare/results.json
+
+
+def _unexpected_file(dest: Path) -> str | None:
+    """The first file in ``dest`` that :func:`publish` never writes (None: a publication)."""
+    top = {*SHIPPED_FILES, *SHIPPED_DIRS, LOGS_ARCHIVE, MANIFEST, REFERENCE_COPY, COMPARE_COPY}
+    for path in sorted(p for p in dest.rglob("*") if not p.is_dir()):
+        parts = path.relative_to(dest).parts
+        weights = len(parts) == 3 and parts[0] == TRIALS_DIR and parts[2] == WEIGHTS_FILE
+        if not weights and parts[0] not in top:
+            return "/".join(parts)
+    return None
 
 
 def logs_archive(run_dir: Path, trial_ids: list[str]) -> bytes:
@@ -60,26 +75,37 @@ def publish(
     Raises:
         FileNotFoundError: ``run_dir`` has no results.json (the sweep is not finished).
         UserError: ``dest`` is ``run_dir`` itself, or an existing directory that is not a
-            previous publication (no SHA256SUMS), which is never overwritten.
+            previous publication (one with SHA256SUMS and only the files publish writes), which
+            is never overwritten.
     """
     run_dir, dest = Path(run_dir), Path(dest)
     data = results.load_results(run_dir)
     if dest.resolve() == run_dir.resolve():
         raise UserError("DEST must differ from RUN_DIR: publish copies a subset of a run")
-    if dest.exists() and any(dest.iterdir()) and not (dest / MANIFEST).is_file():
-        raise UserError(f"{dest} exists and is not a published directory; choose an empty DEST")
+    if dest.exists() and any(dest.iterdir()):
+        unexpected = None if (dest / MANIFEST).is_file() else MANIFEST + " (missing)"
+        unexpected = unexpected or _unexpected_file(dest)
+        if unexpected:
+            raise UserError(
+                f"{dest} exists and is not a published directory (it has {unexpected}); "
+                "choose an empty or new DEST"
+            )
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         for name in SHIPPED_FILES:
             if (run_dir / name).is_file() and name != results.RESULTS_FILE:
                 shutil.copyfile(run_dir / name, staging / name)
-        # the render options name files relative to the directory: make them relative to DEST
+        # the files a report was rendered with travel with it (render options are relative)
         options = data["render"]["options"]
-        for key, value in options.items():
-            if value is not None:
-                target = (run_dir / value).resolve()
-                options[key] = os.path.relpath(target, dest.resolve())
+        if options["reference"] is not None:
+            shutil.copyfile(run_dir / options["reference"], staging / REFERENCE_COPY)
+            options["reference"] = REFERENCE_COPY
+        if options["compare"] is not None:
+            (staging / COMPARE_COPY).mkdir()
+            compared = run_dir / options["compare"] / results.RESULTS_FILE
+            shutil.copyfile(compared, staging / COMPARE_COPY / results.RESULTS_FILE)
+            options["compare"] = COMPARE_COPY
         results.write_results(staging, data)
         for name in SHIPPED_DIRS:
             if (run_dir / name).is_dir():

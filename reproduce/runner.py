@@ -98,14 +98,16 @@ class Sweep:
         ``data`` locates tiny Shakespeare (like ``$CHARLM_DATA``); a config whose ``[data] path``
         names another corpus uses that file instead. ``overrides`` are ``section.key=value``
         changes to the config (:func:`reproduce.config.apply_overrides`); ``only`` restricts the
-        sweep to some of its trial ids (the results then cover those alone).
+        trials to train to some of the sweep's ids (results.json covers every finished one).
 
         Raises:
             ConfigError, FileNotFoundError, ValueError: bad config or data.
-            UserError: ``out`` holds a sweep with other base settings.
+            UserError: ``out`` is a file, or holds trained trials of other base settings.
         """
         config = load_config(config_path, overrides)
         corpus = load_corpus(config, config_path, data)
+        if Path(out).exists() and not Path(out).is_dir():
+            raise UserError(f"--out {out} is a file; name a directory (new, or a run's)")
         sweep = cls(config, corpus, Path(out), frozenset(only) if only else None, reference)
         if sweep.only:
             known = [t.id for t in config.trials(corpus.vocab_size)]
@@ -128,9 +130,16 @@ class Sweep:
         return self.out / TRIALS_DIR / trial.id
 
     def check_base(self) -> None:
-        """Refuse an output directory that holds results of other base settings."""
+        """Refuse an output directory that holds trained trials of other base settings.
+
+        A directory whose sweep.json names other settings but that holds no trained or
+        partly trained trial (every trial failed at once, say) is taken over.
+        """
         path = self.out / SWEEP_FILE
         if not path.is_file():
+            return
+        kept = (STATE_FILE, WEIGHTS_FILE, RECORD_FILE)
+        if not any(p.name in kept for p in (self.out / TRIALS_DIR).glob("*/*")):
             return
         recorded = json.loads(path.read_text(encoding="utf-8"))["base_settings"]
         mine = json.loads(dumps_json(self.base_settings()))
@@ -278,11 +287,12 @@ def train_trials(
         if number > 1:
             per_trial = (time.monotonic() - started) / (number - 1)
             eta = f", about {_fmt_duration(per_trial * (len(todo) - number + 1))} left"
-        log(
-            f"[{number}/{len(todo)}] {trial.id}"
-            + (" (resuming)" if state == "resume" else "")
-            + eta
-        )
+        note = " (resuming)" if state == "resume" else ""
+        if (sweep.trial_dir(trial) / RECORD_FILE).is_file():  # finished once; weights now differ
+            note = (
+                " (its weights are missing or do not match their recorded digest: training again)"
+            )
+        log(f"[{number}/{len(todo)}] {trial.id}{note}{eta}")
         where = device(trial) if callable(device) else device
         try:
             record = train_trial(
@@ -308,9 +318,23 @@ def train_trials(
 
 
 def finalize(sweep: Sweep, log: Callable[[str], None] = print) -> dict:
-    """Once every trial is finished: prediction differences, samples, results.json, the report
-    and SHA256SUMS. Returns the results."""
-    trials = sweep.trials
+    """Once the trials to run are finished: prediction differences, samples, results.json, the
+    report and SHA256SUMS. Returns the results.
+
+    results.json covers every finished trial of the sweep in the directory, not only those of
+    ``--trials``, so running a few trials never drops earlier results from it; unfinished
+    trials and directories of other sweeps are named in the log (``verify`` fails on them).
+    """
+    every = sweep.config.trials(sweep.corpus.vocab_size)
+    trials = [t for t in every if sweep.status(t) == "done"]
+    missing = [t.id for t in every if sweep.status(t) != "done"]
+    if missing:
+        log(f"results.json covers {len(trials)} finished trial(s); not yet trained: {missing}")
+    trials_dir = sweep.out / TRIALS_DIR
+    known = {t.id for t in every}
+    strays = sorted(p.name for p in trials_dir.iterdir() if p.is_dir() and p.name not in known)
+    if strays:
+        log(f"warning: {trials_dir} also holds {strays}, trials of another config, left out")
     entries = []
     groups: dict[str, dict[int, Path]] = {}
     for trial in trials:
@@ -427,6 +451,11 @@ def run_sweep(
         return dry_run_listing(sweep, log)
     trials = sweep.trials
     pending = [t for t in trials if sweep.status(t) != "done"]
+    for device in sorted({t.spec.train.device for t in pending}):
+        try:  # before anything is written
+            determinism.resolve_device(device)
+        except ValueError as exc:
+            raise UserError(f"{config_path}: train.device: {exc}") from None
     log(
         f"sweep {sweep.config.name!r}: {len(trials)} trial(s), {len(pending)} to train, "
         f"output {sweep.out}"
@@ -500,7 +529,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--trials",
         default=None,
         metavar="ID,ID",
-        help="run only these trials of the sweep (the results then cover them alone)",
+        help="run only these trials of the sweep (results.json covers every finished trial)",
     )
     p.add_argument(
         "--reference",

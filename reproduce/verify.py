@@ -10,11 +10,14 @@ One row per check, with a verdict:
 
 Checks: integrity (every SHA256SUMS entry present and matching, no unlisted file, results.json
 valid against its schema, every shipped weights file matching its recorded digest and loading
-into the recorded architecture); analysis (the statistics recomputed from the trial records
-equal the stored ones to :data:`RELATIVE_TOLERANCE`; the prediction differences recomputed when
-all weights are present; the report re-rendered byte for byte when the rendering stack matches);
-retraining (named trials trained again from their records: bit-identical weights on the same
-platform, metrics within tolerance on another). Exit status 1 if any check fails.
+into the recorded architecture, no trial directory that results.json does not describe);
+metrics (every shipped weights file evaluated again on the val split and the train sample,
+equal to its trial's recorded final metrics within :data:`METRIC_TOLERANCES`); analysis (the
+statistics recomputed from the trial records equal the stored ones to
+:data:`RELATIVE_TOLERANCE`; the prediction differences recomputed when all weights are present;
+the report re-rendered byte for byte when the rendering stack matches); retraining (named trials
+trained again from their records: bit-identical weights and final metrics on the same platform,
+metrics within :data:`TOLERANCES` on another). Exit status 1 if any check fails.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from charlm import determinism
 from charlm.checkpoint import load_weights
 from charlm.data import TINY_SHAKESPEARE_SHA256, Corpus, resolve_data_path
 from charlm.io import sha256_file
+from charlm.metrics import EvalSet, evaluate
 from charlm.model import ModelConfig
 from charlm.train import WEIGHTS_FILE, TrainConfig, TrialSpec, train_trial
 from reproduce import analysis, report, results
@@ -38,7 +42,7 @@ from reproduce.cli import UserError
 from reproduce.manifest import check_manifest
 from reproduce.runner import TRIALS_DIR
 
-__all__ = ["TOLERANCES", "RELATIVE_TOLERANCE", "Row", "verify", "register"]
+__all__ = ["TOLERANCES", "METRIC_TOLERANCES", "RELATIVE_TOLERANCE", "Row", "verify", "register"]
 
 RELATIVE_TOLERANCE = 1e-9  # stored vs recomputed statistics
 PD_RELATIVE_TOLERANCE = 1e-6  # recomputed PD may differ in the last bits across thread counts
@@ -48,6 +52,12 @@ TOLERANCES = {
     "train_loss": 0.05,  # nats
     "val_accuracy": 1.0,  # percentage points
     "train_accuracy": 1.0,  # percentage points
+}
+# Recorded final metrics vs the shipped weights evaluated here (CPU), by the precision the trial
+# was evaluated in: fp32 differs only in summation order; bf16 autocast differs by kernel.
+METRIC_TOLERANCES = {
+    "fp32": {"loss": 1e-4, "accuracy": 0.01},  # nats, percentage points
+    "bf16": {"loss": 0.01, "accuracy": 0.2},
 }
 PASS, FAIL, NOT_DISTRIBUTED, PLATFORM_DIFFERS = (
     "pass",
@@ -151,8 +161,70 @@ def check_integrity(directory: Path) -> tuple[list[Row], dict | None]:
     return rows, data
 
 
-def check_analysis(directory: Path, data: dict, corpus_path: str | None) -> list[Row]:
-    """Statistics, prediction differences (when weights are shipped) and the rendered report."""
+def check_trial_dirs(directory: Path, data: dict) -> list[Row]:
+    """A FAIL row for each ``trials/<id>`` directory that results.json does not describe."""
+    known = {t["id"] for t in data["trials"]}
+    trials_dir = directory / TRIALS_DIR
+    present = (
+        sorted(p.name for p in trials_dir.iterdir() if p.is_dir()) if trials_dir.is_dir() else []
+    )
+    return [
+        Row(
+            "trials",
+            f"{TRIALS_DIR}/{name}",
+            FAIL,
+            "not in results.json: an unfinished trial or one of another config (finish it with "
+            "`run`, or ship only results.json's trials with `publish`)",
+        )
+        for name in present
+        if name not in known
+    ]
+
+
+def check_metrics(directory: Path, data: dict, corpus: Corpus) -> list[Row]:
+    """Evaluate every shipped weights file on the val split and the train sample and compare
+    with the trial's recorded final metrics (:data:`METRIC_TOLERANCES`).
+
+    Only weights whose digest matches their record are evaluated (others already failed).
+    """
+    rows = []
+    for trial in data["trials"]:
+        path = directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE
+        if not path.is_file() or sha256_file(path) != trial["weights_sha256"]:
+            continue
+        model, _ = load_weights(path)
+        torch.set_num_threads(trial["train"]["threads"])  # the summation order of the record
+        block = model.config.block_size
+        precision = trial["train"]["precision_used"]
+        autocast = torch.bfloat16 if precision == "bf16" else None
+        batch = trial["train"]["eval_batch_size"]
+        tolerance = METRIC_TOLERANCES[precision]
+        sets = {
+            "val": EvalSet.val(corpus.val, block),
+            "train": EvalSet.train_sample(corpus.train, len(corpus.val), block),
+        }
+        beyond, worst = [], 0.0
+        for split, evalset in sets.items():
+            here = evaluate(model, evalset, batch, autocast_dtype=autocast)
+            for metric in ("loss", "accuracy"):
+                recorded = trial["final"][f"{split}_{metric}"]
+                off = abs(here[metric] - recorded)
+                worst = max(worst, off) if metric == "loss" else worst
+                if off > tolerance[metric]:
+                    beyond.append(
+                        f"{split}_{metric} recorded {recorded:.6g}, the weights give "
+                        f"{here[metric]:.6g}"
+                    )
+        detail = "; ".join(beyond) or "final metrics re-evaluated from the weights: " + (
+            f"loss off by {worst:.2g} nats" if worst else "equal to the record"
+        )
+        rows.append(Row("metrics", trial["id"], FAIL if beyond else PASS, detail))
+    return rows
+
+
+def check_analysis(directory: Path, data: dict, corpus: Corpus | None) -> list[Row]:
+    """Statistics, prediction differences (when every weights file is shipped, which needs
+    ``corpus``) and the rendered report."""
     rows = []
     diffs = _close(data["statistics"], results.statistics(data["trials"]), RELATIVE_TOLERANCE)
     rows.append(
@@ -181,7 +253,6 @@ def check_analysis(directory: Path, data: dict, corpus_path: str | None) -> list
             )
         )
     else:
-        corpus = _corpus(data, corpus_path)
         torch.set_num_threads(data["render"]["threads"])
         batch_size = data["config"]["report"]["pd_batch_size"]
         recomputed = analysis.prediction_differences(groups, corpus, batch_size)
@@ -265,17 +336,18 @@ def retrain(data: dict, ids: list[str], corpus: Corpus, work: Path) -> list[Row]
         differs = _platform_differences(trial["environment"], record["environment"])
         same_bits = record["weights_sha256"] == trial["weights_sha256"]
         if not differs:
-            rows.append(
-                Row(
-                    "retrain",
-                    trial_id,
-                    PASS if same_bits else FAIL,
-                    "bit-identical weights"
-                    if same_bits
-                    else f"same platform but weights sha256 {record['weights_sha256'][:16]}... "
-                    f"!= recorded {trial['weights_sha256'][:16]}...",
+            verdict, detail = PASS, "bit-identical weights and final metrics"
+            if not same_bits:
+                verdict = FAIL
+                detail = (
+                    f"same platform but weights sha256 {record['weights_sha256'][:16]}... "
+                    f"!= recorded {trial['weights_sha256'][:16]}..."
                 )
-            )
+            elif record["final"] != trial["final"]:
+                verdict = FAIL
+                mismatch = _close(trial["final"], record["final"], 0.0)
+                detail = "bit-identical weights, final metrics differ: " + "; ".join(mismatch[:2])
+            rows.append(Row("retrain", trial_id, verdict, detail))
             continue
         out = {k: abs(record["final"][k] - trial["final"][k]) for k in TOLERANCES}
         beyond = [
@@ -318,9 +390,15 @@ def verify(
         unknown = sorted(set(ids) - set(known))
         if unknown:
             raise UserError(f"unknown trial id(s) {unknown}; this result has {known}")
-    rows += check_analysis(directory, data, data_path)
+    rows += check_trial_dirs(directory, data)
+    shipped = any(
+        (directory / TRIALS_DIR / t["id"] / WEIGHTS_FILE).is_file() for t in data["trials"]
+    )
+    corpus = _corpus(data, data_path) if shipped or retrain_ids else None
+    if corpus is not None and shipped:
+        rows += check_metrics(directory, data, corpus)
+    rows += check_analysis(directory, data, corpus)
     if retrain_ids:
-        corpus = _corpus(data, data_path)
         if work is not None:
             rows += retrain(data, ids, corpus, Path(work))
         else:
@@ -364,7 +442,16 @@ def _command(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``verify`` command."""
-    p = subparsers.add_parser("verify", help="check a run or published directory")
+    p = subparsers.add_parser(
+        "verify",
+        help="check a run or published directory",
+        description="Check a result without trusting its authors: SHA256SUMS, results.json's "
+        "schema, every shipped weights file (digest, architecture, recorded final metrics), "
+        "the statistics and prediction differences recomputed, the report re-rendered byte "
+        "for byte, and with --retrain trials trained again. One row per check: pass, FAIL, "
+        "'not distributed' (weights not shipped) or 'platform differs' (a bit-for-bit "
+        "comparison this machine cannot make). Exit status 1 if any check fails.",
+    )
     p.add_argument("dir", help="directory with SHA256SUMS and results.json")
     p.add_argument(
         "--retrain",

@@ -25,7 +25,20 @@ def test_canonical_names(name, canonical):
     assert canonical_name(name) == canonical
 
 
-@pytest.mark.parametrize("bad", ["tanhh", "smelu-0", "smelu--1", "smelu-x", "smelu-nan", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "tanhh",
+        "smelu-0",
+        "smelu--1",
+        "smelu-x",
+        "smelu-nan",
+        "smelu-inf",
+        "smelu-1_0",
+        "smelu- 1",
+        "",
+    ],
+)
 def test_bad_names_list_valid_ones(bad):
     with pytest.raises(ValueError, match="valid names are .*relu.*smelu-<beta>"):
         make_activation(bad)

@@ -8,6 +8,7 @@ hadolint and compose-schema checks. A README command that matches no rule fails 
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -156,7 +157,12 @@ def exercise(command: str, tiny_run: Path, tmp_path: Path) -> None:
             [sys.executable, *words[1:]], cwd=REPO, capture_output=True, text=True
         )
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.startswith("ROMEO:")
+        weights = Path(words[words.index("--checkpoint") + 1])  # DIR/trials/<id>/weights...
+        run = json.loads((REPO / weights.parents[2] / "results.json").read_text())
+        trial = next(t for t in run["trials"] if t["id"] == weights.parent.name)
+        shown = run["samples"][trial["group"]]  # the report's sample, from the lowest seed
+        assert shown["seed"] == trial["seed"] and shown["prompt"] in command
+        assert proc.stdout == shown["text"] + "\n"
     else:
         pytest.fail(f"README command with no exercise in tests/test_readme.py: {command}")
 

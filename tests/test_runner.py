@@ -7,6 +7,7 @@ import subprocess
 import tarfile
 
 import pytest
+import torch
 from conftest import write_sweep
 
 from charlm.io import sha256_file
@@ -78,6 +79,47 @@ def test_more_seeds_and_activations_train_only_whats_missing(finished, data_path
     after = weights_digests(copy)
     assert {k: after[k] for k in before} == before and len(after) == 9
     assert len(load_results(copy)["trials"]) == 9
+
+
+def test_running_some_trials_keeps_every_finished_one_in_the_results(
+    finished, data_path, tmp_path, capsys
+):
+    config, out = finished
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    before = load_results(copy)["trials"]
+    args = ["run", "--config", str(config), "--out", str(copy), "--data", str(data_path)]
+    assert main([*args, "--trials", "relu-s0"]) == 0
+    assert load_results(copy)["trials"] == before
+    fresh = tmp_path / "fresh"
+    args[4] = str(fresh)
+    assert main([*args, "--trials", "relu-s1,gelu-s0"]) == 0
+    logged = capsys.readouterr().out
+    assert [t["id"] for t in load_results(fresh)["trials"]] == ["gelu-s0", "relu-s1"]
+    assert "covers 2 finished trial(s); not yet trained: ['gelu-s1', 'relu-s0']" in logged
+    fewer = write_sweep(tmp_path / "fewer.toml", seeds=(0,))
+    args[2], args[4] = str(fewer), str(copy)
+    assert main(args) == 0
+    assert "also holds ['gelu-s1', 'relu-s1'], trials of another config" in capsys.readouterr().out
+    assert [t["id"] for t in load_results(copy)["trials"]] == ["gelu-s0", "relu-s0"]
+
+
+def test_corrupted_weights_are_named_and_trained_again_to_the_same_bits(
+    finished, data_path, tmp_path, capsys
+):
+    config, out = finished
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    path = copy / "trials/gelu-s1/weights.safetensors"
+    original = sha256_file(path)
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0x01
+    path.write_bytes(bytes(raw))
+    assert main(["run", "--config", str(config), "--out", str(copy), "--data", str(data_path)]) == 0
+    logged = capsys.readouterr().out
+    assert "4 trial(s), 1 to train" in logged
+    assert "gelu-s1 (its weights are missing or do not match their recorded digest" in logged
+    assert sha256_file(path) == original
 
 
 def test_other_base_settings_are_refused(finished, data_path, tmp_path, capsys):
@@ -195,6 +237,43 @@ def test_bad_config_exits_2_with_one_line(tmp_path, capsys):
     assert err.startswith("error: ") and "divisible" in err and err.count("\n") == 1
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_an_unavailable_device_fails_before_anything_is_written(tmp_path, data_path, capsys):
+    config = write_sweep(tmp_path / "tiny.toml")
+    out = tmp_path / "o"
+    args = ["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]
+    assert main([*args, "--set", 'train.device="cuda"']) == 2
+    err = capsys.readouterr().err
+    assert "train.device: device 'cuda' asked for, but CUDA is not available" in err
+    assert err.count("\n") == 1 and not out.exists()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, data_path, capsys):
+    config = write_sweep(tmp_path / "tiny.toml")
+    out = tmp_path / "o"
+    out.write_text("mine")
+    assert main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: --out {out} is a file; name a directory (new, or a run's)\n"
+    )
+    assert out.read_text() == "mine"
+
+
+def test_a_directory_without_trained_trials_takes_other_settings(
+    finished, tmp_path, data_path, capsys
+):
+    config, out = finished
+    copy = tmp_path / "out"
+    copy.mkdir()
+    shutil.copyfile(out / "sweep.json", copy / "sweep.json")  # settings, but nothing trained
+    changed = tmp_path / "changed.toml"
+    changed.write_text(config.read_text().replace("lr = 3e-3", "lr = 1e-3"))
+    args = ["run", "--config", str(changed), "--out", str(copy), "--data", str(data_path)]
+    assert main([*args, "--trials", "relu-s0"]) == 0
+    assert load_results(copy)["config"]["train"]["lr"] == 1e-3
+
+
 @pytest.mark.parametrize("with_weights", [False, True])
 def test_publish_ships_exactly_what_it_lists(finished, tmp_path, with_weights):
     _, out = finished
@@ -229,8 +308,20 @@ def test_publish_refuses_a_foreign_directory(finished, tmp_path, capsys):
     dest.mkdir()
     (dest / "notes.txt").write_text("mine")
     assert main(["publish", str(out), str(dest)]) == 2
-    assert "not a published directory" in capsys.readouterr().err
+    assert "not a published directory (it has SHA256SUMS (missing))" in capsys.readouterr().err
     assert (dest / "notes.txt").read_text() == "mine"
+
+
+def test_publish_never_replaces_a_run_directory(finished, tmp_path, capsys):
+    """A run directory has a SHA256SUMS too; publishing onto one must not delete its trials."""
+    _, out = finished
+    victim = tmp_path / "victim"
+    shutil.copytree(out, victim)
+    before = sorted(str(p.relative_to(victim)) for p in victim.rglob("*"))
+    assert main(["publish", str(out), str(victim)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a published directory (it has" in err and "choose an empty or new DEST" in err
+    assert sorted(str(p.relative_to(victim)) for p in victim.rglob("*")) == before
 
 
 def test_render_twice_gives_identical_bytes(finished):

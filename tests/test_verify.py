@@ -8,6 +8,7 @@ import pytest
 from conftest import write_sweep
 
 from charlm.io import atomic_write_json
+from reproduce import results
 from reproduce.cli import main
 from reproduce.manifest import write_manifest
 from reproduce.verify import FAIL, NOT_DISTRIBUTED, PASS, PLATFORM_DIFFERS, verify
@@ -42,8 +43,10 @@ def test_clean_run_passes(run_dir, capsys):
         i: PASS for i in ("relu-s0", "relu-s1", "swish-s0", "swish-s1")
     }
     assert verdicts(rows, "statistics") == {"results.json": PASS}
+    assert verdicts(rows, "metrics") == {i: PASS for i in verdicts(rows, "weights")}
     assert verdicts(rows, "prediction difference") == {"results.json": PASS}
     assert verdicts(rows, "report")["report.md"] == PASS
+    assert verdicts(rows, "trials") == {}
 
 
 @pytest.mark.parametrize(
@@ -147,24 +150,74 @@ def test_unknown_trial_and_missing_manifest(run_dir, tmp_path, capsys):
     assert "SHA256SUMS not found" in capsys.readouterr().err
 
 
-def test_published_elsewhere_keeps_the_reference_link(run_dir, tmp_path):
-    """publish rewrites the recorded reference path for its new place; a result whose compared
-    reference file is gone cannot be re-rendered, which is "not distributed", not FAIL."""
+def test_a_publication_carries_its_reference_and_re_renders_anywhere(run_dir, tmp_path):
+    """publish ships the files a report was rendered with; without them (here a run
+    directory whose reference file was removed) the re-render is "not distributed", not FAIL."""
     shipped = Path(__file__).resolve().parents[1] / "artifacts/reference/charlm-full-20251208.json"
     reference = tmp_path / "refs" / "reference.json"
     reference.parent.mkdir()
     shutil.copyfile(shipped, reference)
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    assert main(["render", str(copy), "--reference", str(reference)]) == 0
-    deep = tmp_path / "a" / "b" / "published"
-    assert main(["publish", str(copy), str(deep)]) == 0
-    recorded = json.loads((deep / "results.json").read_text())["render"]["options"]["reference"]
-    assert recorded == "../../../refs/reference.json"
-    assert "Replication of the published report" in (deep / "report.md").read_text()
-    assert not any(r.verdict == FAIL for r in verify(deep))
+    assert (
+        main(["render", str(copy), "--reference", str(reference), "--compare", str(run_dir)]) == 0
+    )
+    published = tmp_path / "published"
+    assert main(["publish", str(copy), str(published)]) == 0
+    moved = tmp_path / "a" / "b" / "moved"
+    shutil.copytree(published, moved)
+    assert json.loads((moved / "results.json").read_text())["render"]["options"] == {
+        "compare": "compare",
+        "reference": "reference.json",
+    }
+    assert (moved / "reference.json").read_bytes() == shipped.read_bytes()
+    compared = (moved / "compare/results.json").read_bytes()
+    assert compared == (run_dir / "results.json").read_bytes()
+    assert "Replication of the published report" in (moved / "report.md").read_text()
+    assert "## Comparison:" in (moved / "report.md").read_text()
     reference.unlink()
-    rows = verify(deep)
+    rows = verify(moved)
+    assert not any(r.verdict == FAIL for r in rows)
+    assert verdicts(rows, "report")["report.md"] == PASS
+    rows = verify(copy)
     row = next(r for r in rows if r.check == "report")
     assert not any(r.verdict == FAIL for r in rows)
     assert row.verdict == NOT_DISTRIBUTED and "reference file" in row.detail
+
+
+def test_a_final_metric_that_the_weights_do_not_give_fails(copy):
+    """An edited val_loss with every summary recomputed and SHA256SUMS rewritten: only the
+    weights can tell, and they do."""
+    data = json.loads((copy / "results.json").read_text())
+    trial = next(t for t in data["trials"] if t["id"] == "relu-s0")
+    recorded = trial["final"]["val_loss"]
+    trial["final"]["val_loss"] = recorded - 0.01
+    data["statistics"] = results.statistics(data["trials"])
+    atomic_write_json(copy / "results.json", data)
+    assert main(["render", str(copy)]) == 0  # re-renders the report and rewrites SHA256SUMS
+    rows = verify(copy)
+    assert verdicts(rows, "statistics") == {"results.json": PASS}
+    assert verdicts(rows, "metrics") == {
+        "relu-s0": FAIL,
+        "relu-s1": PASS,
+        "swish-s0": PASS,
+        "swish-s1": PASS,
+    }
+    row = next(r for r in rows if r.check == "metrics" and r.verdict == FAIL)
+    assert f"val_loss recorded {recorded - 0.01:.6g}, the weights give {recorded:.6g}" in row.detail
+
+
+def test_retrain_same_platform_different_metrics_fails(copy, data_path):
+    _edit_trial(copy, "swish-s0", lambda t: t["final"].update(val_accuracy=99.0))
+    rows = verify(copy, ["swish-s0"], str(data_path))
+    row = next(r for r in rows if r.check == "retrain")
+    assert row.verdict == FAIL and "final metrics differ: /val_accuracy: stored 99.0" in row.detail
+
+
+def test_trial_directory_missing_from_results_fails(copy):
+    """A half-trained trial (an interrupted extension of the sweep) is not a verified result."""
+    shutil.copytree(copy / "trials/relu-s0", copy / "trials/relu-s7")
+    write_manifest(copy)
+    rows = verify(copy)
+    assert verdicts(rows, "trials") == {"trials/relu-s7": FAIL}
+    assert verdicts(rows, "manifest") == {"SHA256SUMS": PASS}
