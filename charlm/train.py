@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import signal
 import sys
 import threading
@@ -51,6 +52,7 @@ __all__ = [
 
 PRECISIONS = ("fp32", "bf16", "auto")
 OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for-loop")
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices training supports
 WEIGHTS_FILE = "weights.safetensors"
 STATE_FILE = "state.safetensors"
 LOG_FILE = "log.jsonl"
@@ -139,6 +141,10 @@ class TrainConfig:
             raise ValueError("train.weight_decay and train.grad_clip must be >= 0")
         if self.precision not in PRECISIONS:
             raise ValueError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not DEVICE.fullmatch(str(self.device)):
+            raise ValueError(
+                f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            )
         if self.optimizer_impl not in OPTIMIZER_IMPLS:
             raise ValueError(
                 f"train.optimizer_impl must be one of {OPTIMIZER_IMPLS}, "
@@ -378,7 +384,8 @@ def train_trial(
         the trial record, also written to ``out_dir/trial.json``.
 
     Raises:
-        ValueError: a setting that does not fit the corpus (checked before any work).
+        ValueError: a setting that does not fit the corpus (checked before any work), or a saved
+            state that cannot be read (the message says to delete it).
         TrainingInterrupted: SIGINT, SIGTERM or ``stop_check``; the state was saved first.
         NonFiniteLossError: the loss became NaN/inf; the last eval-interval state is kept.
     """
@@ -408,7 +415,10 @@ def train_trial(
 
     book = {"step": 0, "elapsed_s": 0.0, "train_time_s": 0.0, "best": None, "resumed_at": []}
     if state_path.is_file():
-        book = checkpoint.load_state(state_path, model, optimizer)
+        try:
+            book = checkpoint.load_state(state_path, model, optimizer)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; delete it to train this trial from the start") from None
         book["resumed_at"].append(book["step"])
     curves = _read_log(log_path, book["step"])
     atomic_write_text(log_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in curves))

@@ -309,4 +309,5 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
-    return SweepConfig.from_dict(apply_overrides(raw, list(overrides), str(path)), str(path))
+    source = f"{path} with --set {', '.join(overrides)}" if overrides else str(path)
+    return SweepConfig.from_dict(apply_overrides(raw, list(overrides), str(path)), source)

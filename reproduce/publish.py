@@ -74,14 +74,16 @@ def publish(
 
     Raises:
         FileNotFoundError: ``run_dir`` has no results.json (the sweep is not finished).
-        UserError: ``dest`` is ``run_dir`` itself, or an existing directory that is not a
-            previous publication (one with SHA256SUMS and only the files publish writes), which
-            is never overwritten.
+        UserError: ``dest`` is ``run_dir`` or inside it, a file, or an existing directory that
+            is not a previous publication (one with SHA256SUMS and only the files publish
+            writes), which is never overwritten.
     """
     run_dir, dest = Path(run_dir), Path(dest)
     data = results.load_results(run_dir)
-    if dest.resolve() == run_dir.resolve():
-        raise UserError("DEST must differ from RUN_DIR: publish copies a subset of a run")
+    if dest.resolve().is_relative_to(run_dir.resolve()):
+        raise UserError("DEST must be outside RUN_DIR: publish copies a subset of a run")
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"DEST {dest} is a file; name a new directory or an earlier publication")
     if dest.exists() and any(dest.iterdir()):
         unexpected = None if (dest / MANIFEST).is_file() else MANIFEST + " (missing)"
         unexpected = unexpected or _unexpected_file(dest)

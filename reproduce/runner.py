@@ -447,15 +447,15 @@ def run_sweep(
         )
     start = time.monotonic()
     sweep = Sweep.open(config_path, out, data, **(sweep_options or {}))
+    for device in sorted({t.spec.train.device for t in sweep.trials}):
+        try:  # before anything is written or estimated
+            determinism.resolve_device(device)
+        except ValueError as exc:
+            raise UserError(f"{config_path}: train.device: {exc}") from None
     if dry_run:
         return dry_run_listing(sweep, log)
     trials = sweep.trials
     pending = [t for t in trials if sweep.status(t) != "done"]
-    for device in sorted({t.spec.train.device for t in pending}):
-        try:  # before anything is written
-            determinism.resolve_device(device)
-        except ValueError as exc:
-            raise UserError(f"{config_path}: train.device: {exc}") from None
     log(
         f"sweep {sweep.config.name!r}: {len(trials)} trial(s), {len(pending)} to train, "
         f"output {sweep.out}"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,18 +182,15 @@ def check_trial_dirs(directory: Path, data: dict) -> list[Row]:
     ]
 
 
-def check_metrics(directory: Path, data: dict, corpus: Corpus) -> list[Row]:
-    """Evaluate every shipped weights file on the val split and the train sample and compare
-    with the trial's recorded final metrics (:data:`METRIC_TOLERANCES`).
-
-    Only weights whose digest matches their record are evaluated (others already failed).
-    """
+def check_metrics(directory: Path, data: dict, corpus: Corpus, intact: set[str]) -> list[Row]:
+    """Evaluate the weights of every ``intact`` trial (shipped, matching its digest, loading
+    into its architecture) on the val split and the train sample and compare with the trial's
+    recorded final metrics (:data:`METRIC_TOLERANCES`)."""
     rows = []
     for trial in data["trials"]:
-        path = directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE
-        if not path.is_file() or sha256_file(path) != trial["weights_sha256"]:
+        if trial["id"] not in intact:
             continue
-        model, _ = load_weights(path)
+        model, _ = load_weights(directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE)
         torch.set_num_threads(trial["train"]["threads"])  # the summation order of the record
         block = model.config.block_size
         precision = trial["train"]["precision_used"]
@@ -222,9 +220,11 @@ def check_metrics(directory: Path, data: dict, corpus: Corpus) -> list[Row]:
     return rows
 
 
-def check_analysis(directory: Path, data: dict, corpus: Corpus | None) -> list[Row]:
-    """Statistics, prediction differences (when every weights file is shipped, which needs
-    ``corpus``) and the rendered report."""
+def check_analysis(
+    directory: Path, data: dict, corpus: Corpus | None, intact: set[str]
+) -> list[Row]:
+    """Statistics, prediction differences (when every trial's weights are ``intact``: shipped
+    and matching their digest; needs ``corpus``) and the rendered report (:func:`check_report`)."""
     rows = []
     diffs = _close(data["statistics"], results.statistics(data["trials"]), RELATIVE_TOLERANCE)
     rows.append(
@@ -243,15 +243,9 @@ def check_analysis(directory: Path, data: dict, corpus: Corpus | None) -> list[R
         groups.setdefault(trial["group"], {})[trial["seed"]] = (
             directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE
         )
-    if not all(p.is_file() for g in groups.values() for p in g.values()):
-        rows.append(
-            Row(
-                "prediction difference",
-                "results.json",
-                NOT_DISTRIBUTED,
-                "needs every trial's weights",
-            )
-        )
+    if not all(t["id"] in intact for t in data["trials"]):
+        detail = "needs every trial's weights, shipped and intact"
+        rows.append(Row("prediction difference", "results.json", NOT_DISTRIBUTED, detail))
     else:
         torch.set_num_threads(data["render"]["threads"])
         batch_size = data["config"]["report"]["pd_batch_size"]
@@ -267,33 +261,52 @@ def check_analysis(directory: Path, data: dict, corpus: Corpus | None) -> list[R
                 else f"recomputed from the weights, equal to {PD_RELATIVE_TOLERANCE:g}",
             )
         )
+    rows += check_report(directory, data)
+    return rows
+
+
+EMBEDDED_PNG = re.compile(rb"data:image/png;base64,[A-Za-z0-9+/=]+")
+
+
+def check_report(directory: Path, data: dict) -> list[Row]:
+    """Re-render the report from results.json and compare every shipped report file.
+
+    The text files (report.md, audit.md) must match byte for byte on any platform. Figure bytes
+    depend on the rendering stack (:data:`reproduce.results.RENDERING_KEYS`): where it differs
+    from the recorded one, PNGs that differ are "platform differs" and report.html must match
+    with its embedded images set aside. A report whose inputs (a reference or compared run
+    named in the render options) are missing cannot be checked, which fails.
+    """
     recorded, here = data["render"]["stack"], results.rendering_stack()
     differs = [
         f"{k} {recorded.get(k)} recorded, {here.get(k)} here"
         for k in results.RENDERING_KEYS
         if recorded.get(k) != here.get(k)
     ]
-    if differs:
-        rows.append(Row("report", "re-render", PLATFORM_DIFFERS, "; ".join(differs)))
-        return rows
     try:
         rendered = report.render_directory(directory, write=False, log=lambda _: None)
-    except FileNotFoundError as exc:  # a compared run or reference file that was not shipped
-        rows.append(Row("report", "re-render", NOT_DISTRIBUTED, f"cannot re-render: {exc}"))
-        return rows
+    except FileNotFoundError as exc:
+        detail = f"cannot re-render: {exc} (a publication ships it; restore it or republish)"
+        return [Row("report", "re-render", FAIL, detail)]
+    rows = []
     for name, payload in sorted(rendered.items()):
         path = directory / name
         if not path.is_file():
             continue  # not shipped
-        same = path.read_bytes() == payload
-        rows.append(
-            Row(
-                "report",
-                name,
-                PASS if same else FAIL,
-                "re-rendered byte for byte" if same else "differs from a re-render of results.json",
-            )
-        )
+        shipped = path.read_bytes()
+        verdict, detail = PASS, "re-rendered byte for byte"
+        if shipped != payload:
+            verdict, detail = FAIL, "differs from a re-render of results.json"
+        if differs and name.endswith(".png") and verdict == FAIL:
+            verdict, detail = PLATFORM_DIFFERS, "; ".join(differs)
+        elif differs and name.endswith(".html") and verdict == FAIL:
+            text_same = EMBEDDED_PNG.sub(b"", shipped) == EMBEDDED_PNG.sub(b"", payload)
+            if text_same:
+                verdict = PLATFORM_DIFFERS
+                detail = "text re-rendered byte for byte; embedded figures: " + "; ".join(differs)
+        elif differs and verdict == FAIL:
+            detail += f" (rendering stack: {'; '.join(differs)})"
+        rows.append(Row("report", name, verdict, detail))
     return rows
 
 
@@ -391,13 +404,16 @@ def verify(
         if unknown:
             raise UserError(f"unknown trial id(s) {unknown}; this result has {known}")
     rows += check_trial_dirs(directory, data)
-    shipped = any(
-        (directory / TRIALS_DIR / t["id"] / WEIGHTS_FILE).is_file() for t in data["trials"]
-    )
-    corpus = _corpus(data, data_path) if shipped or retrain_ids else None
-    if corpus is not None and shipped:
-        rows += check_metrics(directory, data, corpus)
-    rows += check_analysis(directory, data, corpus)
+    intact = {r.subject for r in rows if r.check == "weights" and r.verdict == PASS}
+    corpus = None
+    if intact or retrain_ids:
+        try:
+            corpus = _corpus(data, data_path)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{exc} (verify evaluates shipped weights on it)") from None
+    if intact:
+        rows += check_metrics(directory, data, corpus, intact)
+    rows += check_analysis(directory, data, corpus, intact)
     if retrain_ids:
         if work is not None:
             rows += retrain(data, ids, corpus, Path(work))

@@ -322,6 +322,13 @@ def test_publish_never_replaces_a_run_directory(finished, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "is not a published directory (it has" in err and "choose an empty or new DEST" in err
     assert sorted(str(p.relative_to(victim)) for p in victim.rglob("*")) == before
+    assert main(["publish", str(victim), str(victim / "trials" / "published")]) == 2
+    assert "DEST must be outside RUN_DIR" in capsys.readouterr().err
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    assert main(["publish", str(victim), str(afile)]) == 2
+    assert "is a file; name a new directory" in capsys.readouterr().err
+    assert sorted(str(p.relative_to(victim)) for p in victim.rglob("*")) == before
 
 
 def test_render_twice_gives_identical_bytes(finished):

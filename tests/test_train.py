@@ -14,6 +14,7 @@ from charlm import checkpoint
 from charlm.io import atomic_write_bytes, sha256_file
 from charlm.model import CharLM, ModelConfig
 from charlm.train import (
+    STATE_FILE,
     NonFiniteLossError,
     TrainConfig,
     TrialSpec,
@@ -205,11 +206,22 @@ def test_configs_that_do_not_fit_are_refused_before_work(corpus, tmp_path, model
         ({"precision": "fp8"}, "precision must be one of"),
         ({"lr": -1.0}, "lr must be a positive number"),
         ({"threads": 0}, "threads must be a positive integer"),
+        ({"device": "mps"}, "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'mps'"),
+        ({"device": "cuda:x"}, "device must be"),
     ],
 )
 def test_invalid_train_settings(settings, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**settings)
+
+
+def test_unreadable_saved_state_is_kept_and_named(corpus, tmp_path):
+    out = tmp_path / "trial"
+    out.mkdir()
+    (out / STATE_FILE).write_bytes(b"not a state")
+    with pytest.raises(ValueError, match="state.safetensors .*; delete it to train this trial"):
+        train_trial(tiny_spec(0), corpus, out, progress=False)
+    assert (out / STATE_FILE).read_bytes() == b"not a state"
 
 
 def test_learning_rate_schedule():

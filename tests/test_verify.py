@@ -1,5 +1,6 @@
 """verify: integrity, analysis and retraining checks on a tiny real run."""
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -152,7 +153,7 @@ def test_unknown_trial_and_missing_manifest(run_dir, tmp_path, capsys):
 
 def test_a_publication_carries_its_reference_and_re_renders_anywhere(run_dir, tmp_path):
     """publish ships the files a report was rendered with; without them (here a run
-    directory whose reference file was removed) the re-render is "not distributed", not FAIL."""
+    directory whose reference file was removed) the report cannot be checked, which fails."""
     shipped = Path(__file__).resolve().parents[1] / "artifacts/reference/charlm-full-20251208.json"
     reference = tmp_path / "refs" / "reference.json"
     reference.parent.mkdir()
@@ -179,10 +180,10 @@ def test_a_publication_carries_its_reference_and_re_renders_anywhere(run_dir, tm
     rows = verify(moved)
     assert not any(r.verdict == FAIL for r in rows)
     assert verdicts(rows, "report")["report.md"] == PASS
-    rows = verify(copy)
-    row = next(r for r in rows if r.check == "report")
-    assert not any(r.verdict == FAIL for r in rows)
-    assert row.verdict == NOT_DISTRIBUTED and "reference file" in row.detail
+    rows = verify(copy)  # nothing can say whether this report is true: it fails
+    failed = [r for r in rows if r.verdict == FAIL]
+    assert [(r.check, r.subject) for r in failed] == [("report", "re-render")]
+    assert "reference file" in failed[0].detail and "republish" in failed[0].detail
 
 
 def test_a_final_metric_that_the_weights_do_not_give_fails(copy):
@@ -221,3 +222,60 @@ def test_trial_directory_missing_from_results_fails(copy):
     rows = verify(copy)
     assert verdicts(rows, "trials") == {"trials/relu-s7": FAIL}
     assert verdicts(rows, "manifest") == {"SHA256SUMS": PASS}
+
+
+def _forge_stack(directory):
+    data = json.loads((directory / "results.json").read_text())
+    data["render"]["stack"]["matplotlib"] = "0.0-forged"
+    atomic_write_json(directory / "results.json", data)
+    assert main(["render", str(directory)]) == 0
+
+
+def _other_figure_bytes(directory):
+    """What another matplotlib might draw: one PNG's bytes and report.html's embedded copy."""
+    png = directory / "figures/final_val_loss.png"
+    old = base64.b64encode(png.read_bytes())
+    raw = bytearray(png.read_bytes())
+    raw[-20] ^= 0x01
+    png.write_bytes(bytes(raw))
+    html = directory / "report.html"
+    assert old in html.read_bytes()
+    html.write_bytes(html.read_bytes().replace(old, base64.b64encode(bytes(raw))))
+    write_manifest(directory)
+
+
+@pytest.mark.parametrize("stack", ["recorded", "another"])
+def test_figures_compare_by_bytes_only_on_the_recorded_stack(copy, stack):
+    """Where figure bytes cannot be compared, report.md and audit.md still are, and report.html
+    with its embedded images set aside."""
+    if stack == "another":
+        _forge_stack(copy)
+    _other_figure_bytes(copy)
+    rows = verdicts(verify(copy), "report")
+    assert rows["report.md"] == PASS and rows["audit.md"] == PASS
+    expected = FAIL if stack == "recorded" else PLATFORM_DIFFERS
+    assert rows["report.html"] == expected and rows["figures/final_val_loss.png"] == expected
+    assert rows["figures/relative_pd.png"] == PASS
+
+
+@pytest.mark.parametrize("target", ["report.md", "report.html", "audit.md"])
+def test_an_edited_report_fails_whatever_stack_is_recorded(copy, target):
+    _forge_stack(copy)
+    path = copy / target
+    text = path.read_text()
+    edited = text.replace("relu", "swish", 1)
+    assert edited != text
+    path.write_text(edited)
+    write_manifest(copy)
+    assert verdicts(verify(copy), "report")[target] == FAIL
+
+
+def test_truncated_weights_fail_their_row_and_stop_nothing(copy):
+    path = copy / "trials/relu-s1/weights.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    write_manifest(copy)
+    rows = verify(copy)
+    assert verdicts(rows, "weights")["relu-s1"] == FAIL
+    assert "relu-s1" not in verdicts(rows, "metrics")
+    assert verdicts(rows, "prediction difference") == {"results.json": NOT_DISTRIBUTED}
+    assert verdicts(rows, "report")["report.md"] == PASS
