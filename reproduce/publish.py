@@ -69,8 +69,8 @@ def publish(
 ) -> Path:
     """Copy the shipped set of ``run_dir`` into ``dest`` and write its SHA256SUMS.
 
-    results.json is copied with its render options (``compare``, ``reference``) rewritten
-    relative to ``dest``, so a re-render there finds the same files.
+    results.json is copied with its render options (``compare``, ``reference``) naming the
+    copies shipped beside it, so a re-render finds them wherever ``dest`` is moved.
 
     Raises:
         FileNotFoundError: ``run_dir`` has no results.json (the sweep is not finished).

@@ -326,8 +326,9 @@ def finalize(sweep: Sweep, log: Callable[[str], None] = print) -> dict:
     trials and directories of other sweeps are named in the log (``verify`` fails on them).
     """
     every = sweep.config.trials(sweep.corpus.vocab_size)
-    trials = [t for t in every if sweep.status(t) == "done"]
-    missing = [t.id for t in every if sweep.status(t) != "done"]
+    done = {t.id: sweep.status(t) == "done" for t in every}  # digests each weights file once
+    trials = [t for t in every if done[t.id]]
+    missing = [t.id for t in every if not done[t.id]]
     if missing:
         log(f"results.json covers {len(trials)} finished trial(s); not yet trained: {missing}")
     trials_dir = sweep.out / TRIALS_DIR
