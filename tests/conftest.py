@@ -96,6 +96,19 @@ def write_sweep(
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory, data_path) -> tuple[Path, Path]:
+    """(config, output directory) of the default :func:`write_sweep` sweep, finished by
+    ``python -m reproduce run``; shared read-only (tests that change it work on a copy)."""
+    from reproduce.cli import main
+
+    root = tmp_path_factory.mktemp("tiny-sweep")
+    config = write_sweep(root / "tiny.toml")
+    out = root / "out"
+    assert main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]) == 0
+    return config, out
+
+
 def nox_session_commands(name: str) -> list[list[str]]:
     """The argv of every ``session.run`` of noxfile.py's session ``name``, without nox.
 

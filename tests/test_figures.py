@@ -18,7 +18,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
-from conftest import REPO, write_sweep
+from conftest import REPO
 from matplotlib import font_manager
 from PIL import Image
 from scipy import stats as sps
@@ -47,12 +47,8 @@ EXPECTED_FIGURES = {
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data_path):
-    root = tmp_path_factory.mktemp("figures")
-    config = write_sweep(root / "tiny.toml")
-    out = root / "out"
-    assert main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]) == 0
-    return out
+def run_dir(tiny_sweep):
+    return tiny_sweep[1]
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_sweep
 from PIL import Image
 
-from reproduce.cli import main
 from reproduce.results import load_results
 
 WIDTH = 1200
@@ -113,12 +111,10 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def page(chromium, tmp_path_factory, data_path):
+def page(chromium, tiny_sweep, tmp_path_factory):
     """The run directory, the probe's measurements and the screenshot's pixels."""
     root = tmp_path_factory.mktemp("html")
-    config = write_sweep(root / "tiny.toml")
-    out = root / "out"
-    assert main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]) == 0
+    out = tiny_sweep[1]
     html = (out / "report.html").read_text(encoding="utf-8")
     assert len(CSP.findall(html)) == 1
     probe = root / "probe.html"

@@ -29,12 +29,8 @@ def weights_digests(directory):
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, data_path):
-    root = tmp_path_factory.mktemp("run")
-    config = write_sweep(root / "tiny.toml")
-    out = root / "out"
-    assert main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]) == 0
-    return config, out
+def finished(tiny_sweep):
+    return tiny_sweep
 
 
 def test_run_writes_valid_results_and_manifest(finished):
