@@ -17,6 +17,8 @@ from importlib import metadata
 import numpy as np
 import torch
 
+from charlm import cpu
+
 __all__ = [
     "CUBLAS_WORKSPACE_CONFIG",
     "PLATFORM_KEYS",
@@ -29,7 +31,8 @@ __all__ = [
 # cuBLAS needs a fixed workspace for deterministic matmuls (CUDA docs, "cuBLAS reproducibility").
 CUBLAS_WORKSPACE_CONFIG = ":4096:8"
 VALID_CUBLAS = (":4096:8", ":16:8")
-# The keys of a platform record that must agree for a bit-for-bit comparison.
+# The keys of a platform record that must agree for a bit-for-bit comparison. A key missing from
+# a record made before it was added is not compared (cpu_bf16: records before bf16 on CPUs).
 PLATFORM_KEYS = (
     "device_type",
     "device_name",
@@ -42,6 +45,7 @@ PLATFORM_KEYS = (
     "numpy",
     "python",
     "precision",
+    "cpu_bf16",
 )
 
 
@@ -155,7 +159,10 @@ def platform_record(device: torch.device, precision: str) -> dict:
         precision: the resolved precision (``fp32`` or ``bf16``).
 
     Returns:
-        a JSON-serialisable dict containing at least :data:`PLATFORM_KEYS`.
+        a JSON-serialisable dict containing at least :data:`PLATFORM_KEYS`; ``cpu_bf16`` is the
+        CPU's native bf16 arithmetic (:func:`charlm.cpu.bf16_capability`), which decides what
+        ``precision = "auto"`` resolves to on the CPU; ``allocator`` says whether freed memory
+        is kept for reuse (:func:`charlm.cpu.keep_freed_memory`; speed only, no result).
     """
     cuda = device.type == "cuda"
     return {
@@ -172,4 +179,6 @@ def platform_record(device: torch.device, precision: str) -> dict:
         "python": platform.python_version(),
         "safetensors": _version("safetensors"),
         "precision": precision,
+        "cpu_bf16": cpu.bf16_capability(),
+        "allocator": cpu.allocator_state(),
     }

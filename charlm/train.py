@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from charlm import checkpoint, determinism
+from charlm import checkpoint, cpu, determinism
 from charlm.data import Corpus, batch_seed, get_batch
 from charlm.io import atomic_write_json, atomic_write_text, sha256_file
 from charlm.metrics import EvalSet, evaluate
@@ -46,6 +46,7 @@ __all__ = [
     "TrainingInterrupted",
     "NonFiniteLossError",
     "learning_rate",
+    "resolve_precision",
     "train_trial",
     "is_finished",
 ]
@@ -82,7 +83,9 @@ class TrainConfig:
             the end.
         eval_batch_size: windows per evaluation forward pass (changes no result).
         log_interval: steps between progress updates (the only per-step host synchronisation).
-        precision: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 on CUDA, fp32 on CPU).
+        precision: ``fp32``, ``bf16`` (autocast) or ``auto``: bf16 on CUDA and on CPUs that
+            compute bf16 natively (AVX512-BF16 or AMX, :func:`charlm.cpu.bf16_native`), fp32
+            on other CPUs (where emulated bf16 is many times slower than fp32).
         allow_tf32: allow TF32 matmuls and convolutions on CUDA.
         compile: wrap the model in ``torch.compile`` for training steps.
         optimizer_impl: AdamW kernel: ``fused``, ``foreach``, ``for-loop`` or ``auto`` (fused on
@@ -219,6 +222,13 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` for a configured precision on ``device`` (see :class:`TrainConfig`)."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" or cpu.bf16_native() else "fp32"
+
+
 def is_finished(trial_dir: str | Path) -> bool:
     """True when ``trial_dir`` holds a trial record whose weights file matches its digest."""
     trial_dir = Path(trial_dir)
@@ -308,9 +318,9 @@ class TrainingSetup:
         """
         cfg = spec.train.resolved()
         device = determinism.resolve_device(str(device or cfg.device))
-        precision = cfg.precision
-        if precision == "auto":
-            precision = "bf16" if device.type == "cuda" else "fp32"
+        precision = resolve_precision(cfg.precision, device)
+        if device.type == "cpu":
+            cpu.keep_freed_memory()
         record = determinism.configure(spec.seed, cfg.threads, cfg.allow_tf32)
         model = CharLM(spec.model).to(device)
         optimizer, impl = _make_optimizer(model, cfg, device)

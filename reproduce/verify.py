@@ -328,7 +328,7 @@ def _platform_differences(recorded: dict, here: dict) -> list[str]:
     return [
         f"{k}: {recorded.get(k)!r} recorded, {here.get(k)!r} here"
         for k in determinism.PLATFORM_KEYS
-        if recorded.get(k) != here.get(k)
+        if k in recorded and recorded[k] != here.get(k)
     ]
 
 

@@ -8,12 +8,23 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_spec
 
+from charlm import cpu
+from charlm import kernels as kernels_mod
 from charlm import model as model_mod
-from charlm.model import Dropout, causal_attention_with_dropout, threshold_keep
-from charlm.train import train_trial
+from charlm.activations import SmeLU
+from charlm.kernels import (
+    ATTENTION_BLOCK,
+    BlockCausalAttention,
+    causal_attention_with_dropout,
+    mask_bits,
+    threshold_keep,
+)
+from charlm.model import Dropout
+from charlm.train import resolve_precision, train_trial
 
 OPTIONS = [
     ("model", {"dropout_kernel": "threshold"}),
+    ("model", {"dropout_kernel": "threshold16"}),
     ("model", {"dropout_kernel": "torch"}),
     ("train", {"optimizer_impl": "fused"}),
     ("train", {"optimizer_impl": "foreach"}),
@@ -91,15 +102,102 @@ def test_blocked_attention_equals_causal_softmax_attention(T, monkeypatch):
     q, k, v = (torch.randn(2, 3, T, 8, dtype=torch.float64) for _ in range(3))
     future = torch.ones(256, 256, dtype=torch.bool).triu(1)
     monkeypatch.setattr(
-        model_mod, "threshold_keep", lambda x, p: torch.ones(x.shape, dtype=torch.bool)
+        kernels_mod, "threshold_keep", lambda x, p: torch.ones(x.shape, dtype=torch.bool)
     )
     y = causal_attention_with_dropout(q, k, v, future, 0.2) * 0.8
     expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     torch.testing.assert_close(y, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_auto_kernel_is_threshold_on_cpu_and_torch_on_cuda():
-    assert model_mod._threshold_kernel("auto", torch.device("cpu"))
-    assert not model_mod._threshold_kernel("auto", torch.device("cuda"))
-    assert model_mod._threshold_kernel("threshold", torch.device("cuda"))
-    assert not model_mod._threshold_kernel("torch", torch.device("cpu"))
+def test_auto_kernel_follows_device_and_precision():
+    cpu_x, cuda_x = torch.empty(1), torch.empty(1, device="meta")
+    assert mask_bits("auto", cpu_x) == 31  # fp32 on the CPU: the published masks
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert mask_bits("auto", cpu_x) == 16
+        assert mask_bits("threshold", cpu_x) == 31
+    assert mask_bits("threshold16", cpu_x) == 16
+    assert mask_bits("auto", cuda_x) is None  # not the CPU: PyTorch's kernels
+    assert mask_bits("torch", cpu_x) is None
+
+
+def test_16_bit_masks_keep_1_minus_p_in_the_input_dtype():
+    torch.manual_seed(0)
+    x = torch.ones(1000, 1001, dtype=torch.bfloat16)  # numel not a multiple of 4
+    keep = threshold_keep(x, 0.2, 16)
+    assert keep.dtype == torch.bfloat16 and keep.shape == x.shape
+    assert set(torch.unique(keep).tolist()) == {0.0, 1.0}
+    assert abs(keep.float().mean().item() - 0.8) < 0.002  # 1e6 draws: SD 0.0004
+    torch.manual_seed(0)
+    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    quarters = words.view(torch.int16)[: x.numel()].view(x.shape)
+    assert torch.equal(keep.bool(), quarters >= round(0.2 * 65536) - 32768)
+
+
+@pytest.mark.parametrize("T", [1, 63, 64, 150, 256])
+def test_block_attention_equals_causal_attention_with_the_same_masks(T):
+    """Forward and backward of BlockCausalAttention equal plain causal attention with the masks
+    it drew (float64; the masks replayed block by block from the same generator state)."""
+    B, H, d, p = 2, 3, 8, 0.2
+    C = H * d
+    torch.manual_seed(1)
+    qkv = torch.randn(B, T, 3 * C, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(B, T, C, dtype=torch.float64)
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)
+    bias = torch.zeros(T, T, dtype=torch.float64).masked_fill_(future, float("-inf"))
+    torch.manual_seed(5)
+    y = BlockCausalAttention.apply(qkv, H, bias, p)
+    (dqkv,) = torch.autograd.grad(y, qkv, grad)
+    torch.manual_seed(5)
+    masks = torch.zeros(B * H, T, T, dtype=torch.float64)
+    for start in range(0, T, ATTENTION_BLOCK):
+        end = min(T, start + ATTENTION_BLOCK)
+        block = torch.empty(B * H, end - start, end, dtype=torch.float64)
+        masks[:, start:end, :end] = threshold_keep(block, p, 16)
+    q, k, v = (t.view(B, T, H, d).transpose(1, 2) for t in qkv.split(C, 2))
+    probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d) + bias, dim=-1)
+    expected = (probs * masks.view(B, H, T, T) / (1 - p)) @ v
+    expected = expected.transpose(1, 2).reshape(B, T, C)
+    (expected_grad,) = torch.autograd.grad(expected, qkv, grad)
+    torch.testing.assert_close(y, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dqkv, expected_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0])
+def test_smelu_bf16_path_matches_its_formula_and_derivative(beta):
+    """bf16 SmeLU (the fused path) against the reference expression in float64: values to bf16
+    rounding, gradient equal to clamp((x + beta) / (2 beta), 0, 1) times the incoming one."""
+    x = torch.linspace(-3, 3, 6001).to(torch.bfloat16).requires_grad_()
+    y = SmeLU(beta)(x)
+    assert y.dtype == torch.bfloat16
+    exact = SmeLU(beta)(x.detach().double())  # float64 takes the reference expression
+    torch.testing.assert_close(y.double(), exact, rtol=2**-7, atol=2**-8)
+    y.backward(torch.ones_like(y))
+    slope = ((x.detach().double() + beta) / (2 * beta)).clamp(0, 1)
+    torch.testing.assert_close(x.grad.double(), slope, rtol=2**-7, atol=2**-8)
+    assert torch.equal(
+        SmeLU(beta)(torch.tensor([-beta - 1, beta + 1])), torch.tensor([0, beta + 1])
+    )
+
+
+def test_auto_precision_is_bf16_exactly_where_the_cpu_computes_it_natively(monkeypatch):
+    cpu_device = torch.device("cpu")
+    expected = "bf16" if cpu.bf16_native() else "fp32"
+    assert resolve_precision("auto", cpu_device) == expected
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert resolve_precision("fp32", cpu_device) == "fp32"
+    monkeypatch.setattr(cpu, "bf16_native", lambda: False)
+    assert resolve_precision("auto", cpu_device) == "fp32"
+    monkeypatch.setattr(cpu, "bf16_native", lambda: True)
+    assert resolve_precision("auto", cpu_device) == "bf16"
+
+
+def test_bf16_capability_reads_torch_or_cpuinfo(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert cpu.bf16_capability() == "avx512_bf16"
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    monkeypatch.setattr(cpu, "_cpuinfo_flags", lambda: {"avx2", "fma"})
+    assert cpu.bf16_capability() == "none" and not cpu.bf16_native()
+    monkeypatch.setattr(cpu, "_cpuinfo_flags", lambda: {"avx512f", "amx_bf16"})
+    assert cpu.bf16_capability() == "amx"

@@ -6,8 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import write_sweep
 
+from charlm import cpu
 from charlm.io import atomic_write_json
 from reproduce import results
 from reproduce.cli import main
@@ -279,3 +281,55 @@ def test_truncated_weights_fail_their_row_and_stop_nothing(copy):
     assert "relu-s1" not in verdicts(rows, "metrics")
     assert verdicts(rows, "prediction difference") == {"results.json": NOT_DISTRIBUTED}
     assert verdicts(rows, "report")["report.md"] == PASS
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory, data_path):
+    """A tiny sweep with ``precision = "auto"``: bf16 on CPUs with native bf16, as published."""
+    root = tmp_path_factory.mktemp("verify-auto")
+    config = write_sweep(root / "tiny.toml", activations=("gelu",), seeds=(3,))
+    config.write_text(config.read_text().replace('precision = "fp32"', 'precision = "auto"'))
+    out = root / "run"
+    assert main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]) == 0
+    return out
+
+
+def test_auto_precision_trial_records_what_it_resolved_to(auto_run):
+    trial = json.loads((auto_run / "results.json").read_text())["trials"][0]
+    expected = "bf16" if cpu.bf16_native() else "fp32"
+    assert trial["train"]["precision"] == "auto"
+    assert trial["train"]["precision_used"] == trial["environment"]["precision"] == expected
+    assert trial["environment"]["cpu_bf16"] == cpu.bf16_capability()
+
+
+def test_auto_precision_retrain_is_bit_identical_here(auto_run, data_path):
+    rows = verify(auto_run, ["gelu-s3"], str(data_path))
+    assert verdicts(rows, "retrain") == {"gelu-s3": PASS}
+
+
+def test_retrain_at_another_thread_count_reports_platform_differs(auto_run, data_path, monkeypatch):
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: real(1))
+    try:
+        rows = verify(auto_run, ["gelu-s3"], str(data_path))
+    finally:
+        real(2)
+    row = next(r for r in rows if r.check == "retrain")
+    assert row.verdict == PLATFORM_DIFFERS
+    assert "threads: 2 recorded, 1 here" in row.detail
+
+
+def test_retrain_on_a_cpu_without_native_bf16_reports_platform_differs(
+    auto_run, data_path, monkeypatch
+):
+    if not cpu.bf16_native():
+        pytest.skip("this CPU has no native bf16: the published trial was fp32 already")
+    monkeypatch.setattr(cpu, "bf16_capability", lambda: "none")
+    monkeypatch.setattr(cpu, "bf16_native", lambda: False)
+    rows = verify(auto_run, ["gelu-s3"], str(data_path))
+    row = next(r for r in rows if r.check == "retrain")
+    assert row.verdict == PLATFORM_DIFFERS
+    assert "precision: 'bf16' recorded, 'fp32' here" in row.detail
+    assert "cpu_bf16: 'avx512_bf16' recorded, 'none' here" in row.detail or (
+        "cpu_bf16: 'amx' recorded" in row.detail
+    )
