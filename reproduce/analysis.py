@@ -19,14 +19,25 @@ from reproduce.pd import PredictionDifference, pair_key, summarize_pairs
 __all__ = ["prediction_differences", "samples"]
 
 
-def _val_probabilities(weights: Path, val: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+def _val_probabilities(
+    weights: Path, val: torch.Tensor, batch_size: int, device: torch.device
+) -> list[torch.Tensor]:
     model, _ = load_weights(weights)
+    model.to(device)
     evalset = EvalSet.val(val, model.config.block_size)
-    return [torch.softmax(logits, dim=-1) for logits, _ in iter_logits(model, evalset, batch_size)]
+    batches = iter_logits(model, evalset, batch_size, device)
+    return [torch.softmax(logits, dim=-1) for logits, _ in batches]
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    return torch.device("cpu" if device is None else device)
 
 
 def prediction_differences(
-    groups: dict[str, dict[int, Path]], corpus: Corpus, batch_size: int
+    groups: dict[str, dict[int, Path]],
+    corpus: Corpus,
+    batch_size: int,
+    device: str | torch.device | None = None,
 ) -> dict:
     """Pairwise prediction differences between the seeds of each group, on the val windows.
 
@@ -34,6 +45,8 @@ def prediction_differences(
         groups: group id -> {seed: weights file}.
         corpus: the corpus (its val split is used, in the evaluation windows).
         batch_size: windows per forward pass (changes no result).
+        device: where the models run, in fp32 (default the CPU); the probabilities stay
+            there and the differences are summed there in float64.
 
     Returns:
         group id -> :func:`reproduce.pd.summarize_pairs` of every pair of its seeds (groups with
@@ -45,7 +58,7 @@ def prediction_differences(
         if len(by_seed) < 2:
             continue
         probs = {
-            seed: _val_probabilities(path, corpus.val, batch_size)
+            seed: _val_probabilities(path, corpus.val, batch_size, _device(device))
             for seed, path in sorted(by_seed.items())
         }
         pairs = {}
@@ -58,8 +71,15 @@ def prediction_differences(
     return out
 
 
-def samples(groups: dict[str, dict[int, Path]], options: ReportOptions) -> dict:
+def samples(
+    groups: dict[str, dict[int, Path]],
+    options: ReportOptions,
+    device: str | torch.device | None = None,
+) -> dict:
     """One generated sample per group, from the model of its lowest seed.
+
+    The model runs on ``device`` (default the CPU); the characters are drawn with a CPU
+    generator seeded ``options.sample_seed`` whatever the device (:mod:`charlm.sample`).
 
     Returns:
         group id -> {"seed", "prompt", "text", "tokens", "temperature", "top_k", "sample_seed"}.
@@ -68,6 +88,7 @@ def samples(groups: dict[str, dict[int, Path]], options: ReportOptions) -> dict:
     for group, by_seed in sorted(groups.items()):
         seed = min(by_seed)
         model, chars = load_weights(by_seed[seed])
+        model.to(_device(device))
         text = sample_text(
             model,
             chars,

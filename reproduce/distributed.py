@@ -4,7 +4,21 @@
 -m reproduce run --config C --out D`` starts ``N x M`` ranks; each trains its share of the sweep
 and rank 0 publishes the results. Plain ``python -m reproduce run`` (no ``WORLD_SIZE``, ``RANK``
 and ``LOCAL_RANK`` in the environment, or ``WORLD_SIZE=1``) is the single-process path of
-:mod:`reproduce.runner` and sets up nothing of this.
+:mod:`reproduce.runner` and sets up nothing of this. This module owns the ``run`` command
+(:func:`register`, :func:`run_command`) and calls the runner; the runner never calls it.
+
+Options of ``run`` that this module adds:
+
+- ``--determinism-check STEPS`` (torchrun only): one more share of the work, after the trials,
+  is :mod:`reproduce.checks`' check: a second copy of the sweep's first trial and a
+  ``STEPS``-step stop/resume run, on the same kind of device at the same time as the trials.
+  Rank 0 writes ``D/checks/determinism.json`` once all is finished; different weights make
+  the run's status 1 (everything else is still written).
+- ``--snapshot FILE``: every trial's record and log (and the check's) in one ``.tar.gz``,
+  rewritten as each trial finishes and when the run ends, so a run that is cut off still
+  leaves its finished trials' records there.
+- ``--status-file FILE``: rank 0 writes the run's exit status there (a line with the number),
+  since ``torchrun`` itself exits 1 whatever status its ranks had.
 
 Rules:
 
@@ -32,7 +46,8 @@ Rules:
 - **Output.** Each rank prints its own lines prefixed ``rank <r>:`` (trial progress on stdout,
   evaluation lines on stderr); rank 0 alone prints the sweep's summary and the final verdict.
 - **Outcome.** When every rank is done, rank 0 writes results.json, the report and SHA256SUMS
-  (:func:`reproduce.runner.finalize`). Otherwise rank 0 writes ``failed.json`` (when trials
+  (:func:`reproduce.runner.finalize`, prediction differences and samples on rank 0's
+  training device). Otherwise rank 0 writes ``failed.json`` (when trials
   failed) and SHA256SUMS over what exists, and names what is missing. Every rank then exits with
   the same status: 0 done, 1 a trial failed (the others are kept), 2 bad setup (e.g. ``D`` not
   shared), :data:`reproduce.runner.EXIT_TIME_LIMIT` (``--time-limit`` reached on some rank; each
@@ -48,6 +63,7 @@ network interface when the default one is wrong.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -61,8 +77,10 @@ from pathlib import Path
 import torch
 
 from charlm import determinism
-from charlm.io import atomic_write_json
-from charlm.train import StopSignals
+from charlm.io import atomic_write_json, atomic_write_text
+from charlm.train import StopSignals, TrainingInterrupted
+from reproduce import checks, runner
+from reproduce.errors import UserError
 
 __all__ = [
     "BACKEND",
@@ -74,6 +92,8 @@ __all__ = [
     "clear_rank_files",
     "collective_timeout",
     "rank_device",
+    "register",
+    "run_command",
     "run_sweep",
     "world_from_env",
 ]
@@ -278,6 +298,8 @@ def run_sweep(
     time_limit_s: float | None = None,
     log: Callable[[str], None] = print,
     sweep_options: dict | None = None,
+    check_steps: int | None = None,
+    snapshot: str | Path | None = None,
 ) -> int:
     """The ``run`` command on one rank of a torchrun launch (see the module docstring).
 
@@ -285,28 +307,36 @@ def run_sweep(
         world: this rank (:func:`world_from_env`), ``world_size`` > 1.
         config_path, out, data, dry_run, time_limit_s, log, sweep_options: as
             :func:`reproduce.runner.run_sweep`; ``out`` must be shared by all ranks.
+        check_steps: run the determinism check (:mod:`reproduce.checks`) with a stop/resume
+            run of this many steps (None: no check).
+        snapshot: the ``.tar.gz`` that receives every trial's record and log as it finishes
+            (:func:`reproduce.checks.snapshot`; None: none).
 
     Returns:
         the exit status, the same on every rank: 0, 1, 2, ``EXIT_TIME_LIMIT`` or 130.
 
     Raises:
-        ConfigError, FileNotFoundError, ValueError, UserError: bad config, data or ``out``
-            (each rank raises the same error before any rank waits for another).
+        ConfigError, FileNotFoundError, ValueError, UserError: bad config, data, ``out`` or
+            ``check_steps`` (each rank raises the same error before any rank waits for
+            another).
     """
-    from reproduce import runner
-
     start = time.monotonic()
     timeout = collective_timeout()
+    sweep = runner.Sweep.open(config_path, out, data, **(sweep_options or {}))
+    check = checks.plan(sweep.trials, check_steps) if check_steps is not None else None
     if dry_run:  # rank 0 lists the sweep; the others stay quiet
         if world.rank != 0:
             return 0
-        sweep = runner.Sweep.open(config_path, out, data, **(sweep_options or {}))
         pending = sorted(t.id for t in sweep.trials if sweep.status(t) != "done")
         shares = assign(pending, world.world_size)
         owners = {tid: rank for rank, ids in enumerate(shares) for tid in ids}
-        return runner.dry_run_listing(sweep, log, owners=owners, world_size=world.world_size)
+        code = runner.dry_run_listing(sweep, log, owners=owners, world_size=world.world_size)
+        if check is not None:
+            done = checks.is_done(sweep.out, check)
+            where = "done" if done else f"rank {len(pending) % world.world_size}"
+            log(f"  determinism check ({where}): {check.describe()}")
+        return code
 
-    sweep = runner.Sweep.open(config_path, out, data, **(sweep_options or {}))
     cuda_count = torch.cuda.device_count()  # does not start CUDA
     devices = {
         t.id: rank_device(t.spec.train.device, world.local_rank, cuda_count) for t in sweep.trials
@@ -318,7 +348,7 @@ def run_sweep(
             BACKEND, rank=world.rank, world_size=world.world_size, timeout=timeout
         )
         try:
-            code = _run(world, sweep, devices, start, time_limit_s, signals, log)
+            code = _run(world, sweep, devices, start, time_limit_s, signals, log, check, snapshot)
         finally:
             _flush()
             dist.destroy_process_group()
@@ -329,11 +359,10 @@ def run_sweep(
     return code
 
 
-def _run(world, sweep, devices: dict[str, str], start, time_limit_s, signals, log) -> int:
+def _run(
+    world, sweep, devices: dict[str, str], start, time_limit_s, signals, log, check, snapshot
+) -> int:
     """Steps 1-4 of a rank's run (the process group is up); returns the common exit status."""
-    from charlm.train import TrainingInterrupted
-    from reproduce import runner
-
     rank, size = world.rank, world.world_size
     trials = sweep.trials
     ids = [t.id for t in trials]
@@ -346,14 +375,25 @@ def _run(world, sweep, devices: dict[str, str], start, time_limit_s, signals, lo
     def say_err(line: str) -> None:
         print(f"rank {rank}: {line}", file=sys.stderr, flush=True)
 
-    # 1. rank 0 prepares D and sends the list of unfinished trials (a 0/1 flag per trial)
-    setup = [0] * (len(trials) + 1)
+    def snap(*_) -> None:
+        if snapshot is None:
+            return
+        try:
+            checks.snapshot(sweep.out, snapshot)
+        except OSError as exc:  # a copy for safe keeping: never a reason to stop training
+            say(f"warning: {snapshot} not written: {exc}")
+
+    # 1. rank 0 prepares D and sends the list of unfinished trials (a 0/1 flag per trial) and
+    # whether the determinism check is still to do
+    n = len(trials)
+    setup = [0] * (n + 2)
     if rank == 0:
         try:
             sweep.out.mkdir(parents=True, exist_ok=True)
             sweep.write_sweep_file()
             clear_rank_files(sweep.out)
-            setup[:-1] = [int(sweep.status(t) != "done") for t in trials]
+            setup[:n] = [int(sweep.status(t) != "done") for t in trials]
+            setup[n] = int(check is not None and not checks.is_done(sweep.out, check))
         except BaseException:
             setup[-1] = 1
             _sum(setup)
@@ -361,7 +401,9 @@ def _run(world, sweep, devices: dict[str, str], start, time_limit_s, signals, lo
     setup = _sum(setup)
     if setup[-1]:
         return EXIT_SETUP  # rank 0 reports its error
-    pending = [tid for tid, flag in zip(ids, setup[:-1], strict=True) if flag]
+    pending = [tid for tid, flag in zip(ids, setup[:n], strict=True) if flag]
+    # the check is one more share of the work, after the trials: rank len(pending) % size
+    check_owner = len(pending) % size if setup[n] else None
 
     # 2. every rank must see D
     shared = rank == 0 or _wait_for((sweep.out / runner.SWEEP_FILE).is_file, FS_WAIT_S)
@@ -379,28 +421,41 @@ def _run(world, sweep, devices: dict[str, str], start, time_limit_s, signals, lo
     if rank == 0:
         log(
             f"sweep {sweep.config.name!r}: {len(trials)} trial(s), {len(pending)} to train, "
-            f"output {sweep.out}; {size} ranks ({BACKEND}), the i-th trial to train goes to "
-            f"rank i % {size}"
+            f"output {sweep.out}"
         )
+        log(f"{size} ranks ({BACKEND}): the i-th trial to train goes to rank i % {size}")
+        if check is not None:
+            where = "done earlier" if check_owner is None else f"rank {check_owner}"
+            log(f"determinism check ({where}): {check.describe()}")
         sys.stdout.flush()
 
     # 3. train this rank's share
     mine_ids = set(assign(pending, size)[rank])
     mine = [t for t in trials if t.id in mine_ids]
-    first_device = devices[mine[0].id] if mine else "cpu"
+    checking = check_owner == rank
+    if mine:
+        first_device = devices[mine[0].id]
+    else:
+        first_device = devices[check.trial.id] if checking else "cpu"
     if first_device.startswith("cuda"):
         # what charlm.determinism.configure would set; it must precede CUDA's start
         if os.environ.get("CUBLAS_WORKSPACE_CONFIG") not in determinism.VALID_CUBLAS:
             os.environ["CUBLAS_WORKSPACE_CONFIG"] = determinism.CUBLAS_WORKSPACE_CONFIG
         torch.cuda.set_device(torch.device(first_device))
     threads = sorted({t.spec.train.threads for t in mine})
+    work = [t.id for t in mine] + (["determinism check"] if checking else [])
     say(
         f"{host}, {first_device}, {'/'.join(map(str, threads)) or '-'} thread(s): "
-        + (", ".join(t.id for t in mine) if mine else "nothing to train")
+        + (", ".join(work) if work else "nothing to train")
     )
     deadline = start + time_limit_s if time_limit_s else None
     failures: dict[str, str] = {}
     stopped = RANK_OK
+
+    def stop(step: int) -> bool:
+        timed_out = deadline is not None and time.monotonic() > deadline
+        return timed_out or signals.received is not None
+
     try:
         runner.train_trials(
             sweep,
@@ -412,7 +467,25 @@ def _run(world, sweep, devices: dict[str, str], start, time_limit_s, signals, lo
             failures=failures,
             progress=False,
             step_log=say_err,
+            on_done=snap,
         )
+        if checking:
+            try:
+                checks.run_check(
+                    sweep.out,
+                    sweep.corpus,
+                    check,
+                    device=devices[check.trial.id],
+                    stop_check=stop,
+                    log=say,
+                    step_log=say_err,
+                    on_done=snap,
+                )
+            except TrainingInterrupted:
+                raise
+            except Exception as exc:  # a failed check must not lose the trials
+                failures[checks.CHECK_ID] = f"{type(exc).__name__}: {exc}"
+                say(f"    FAILED: {failures[checks.CHECK_ID]}")
     except TrainingInterrupted as exc:
         timed_out = deadline is not None and time.monotonic() > deadline
         stopped = RANK_TIME_LIMIT if timed_out and not signals.received else RANK_INTERRUPTED
@@ -427,6 +500,12 @@ def _run(world, sweep, devices: dict[str, str], start, time_limit_s, signals, lo
             codes.append(TRIAL_FAILED)
         else:
             codes.append(TRIAL_OK if sweep.status(t) == "done" else TRIAL_UNFINISHED)
+    if not checking:
+        codes.append(TRIAL_OK)
+    elif checks.CHECK_ID in failures:
+        codes.append(TRIAL_FAILED)
+    else:
+        codes.append(TRIAL_OK if checks.is_done(sweep.out, check) else TRIAL_UNFINISHED)
     atomic_write_json(
         rank_file(sweep.out, rank),
         {
@@ -435,6 +514,7 @@ def _run(world, sweep, devices: dict[str, str], start, time_limit_s, signals, lo
             "host": host,
             "devices": {t.id: devices[t.id] for t in mine},
             "trials": sorted(mine_ids),
+            "determinism_check": checking,
             "failures": failures,
             "stopped": ("ok", "time limit", "interrupted")[stopped],
         },
@@ -443,12 +523,18 @@ def _run(world, sweep, devices: dict[str, str], start, time_limit_s, signals, lo
 
     # 4. everyone reports; rank 0 publishes or records what is missing
     summary = _sum(codes + [stopped if r == rank else 0 for r in range(size)])
-    trial_codes = dict(zip(ids, summary[: len(ids)], strict=True))
-    rank_codes = summary[len(ids) :]
+    trial_codes = dict(zip(ids, summary[:n], strict=True))
+    if check is not None:
+        trial_codes[checks.CHECK_ID] = summary[n]
+    rank_codes = summary[n + 1 :]
     code = 1
     try:
         if rank == 0:
-            code = _conclude(sweep, pending, trial_codes, rank_codes, log)
+            owners = {checks.CHECK_ID: check_owner} if check_owner is not None else {}
+            code = _conclude(
+                sweep, pending, trial_codes, rank_codes, log, check, owners, devices[ids[0]]
+            )
+            snap()
         else:
             code = 0
     finally:
@@ -457,19 +543,31 @@ def _run(world, sweep, devices: dict[str, str], start, time_limit_s, signals, lo
     return code
 
 
-def _conclude(sweep, pending: list[str], trial_codes: dict, rank_codes: list[int], log) -> int:
-    """Rank 0, after every rank reported: finalize, or record and name what is missing."""
-    from reproduce import results, runner
+def _conclude(
+    sweep,
+    pending: list[str],
+    trial_codes: dict,
+    rank_codes: list[int],
+    log,
+    check=None,
+    owners: dict | None = None,
+    device: str = "cpu",
+) -> int:
+    """Rank 0, after every rank reported: the determinism verdict and finalize (on
+    ``device``), or record and name what is missing. ``owners`` names the rank of work that
+    is not a trial (the check)."""
+    from reproduce import results
     from reproduce.manifest import write_manifest
 
     size = len(rank_codes)
     paths = [rank_file(sweep.out, r) for r in range(size)]
     _wait_for(lambda: all(p.is_file() for p in paths), FS_WAIT_S)
     failed = sorted(tid for tid, c in trial_codes.items() if c == TRIAL_FAILED)
+    shares = {tid: r for r, share in enumerate(assign(pending, size)) for tid in share}
+    shares.update(owners or {})
     messages = {
         tid: f"failed on rank {r} (its status file was not readable: see its output)"
-        for r, share in enumerate(assign(pending, size))
-        for tid in share
+        for tid, r in shares.items()
     }
     for path in paths:
         try:
@@ -513,6 +611,128 @@ def _conclude(sweep, pending: list[str], trial_codes: dict, rank_codes: list[int
         )
         write_manifest(sweep.out)
         return EXIT_SETUP
-    runner.finalize(sweep, log=log)
+    verdict = None
+    if check is not None:
+        replica = checks.replica_dir(sweep.out, check)
+        if not _wait_for(lambda: checks.is_done(sweep.out, check), FS_WAIT_S):
+            print(
+                f"error: rank 0 does not see the finished determinism check in {replica}: "
+                "--out must be on a filesystem shared by all ranks",
+                file=sys.stderr,
+            )
+            write_manifest(sweep.out)
+            return EXIT_SETUP
+        verdict = checks.verdict(sweep.out, check, sweep.trial_dir(check.trial))
+        copies, resume = verdict["copies"], verdict["resume"]
+        same = {True: "identical", False: "DIFFERENT"}
+        log(
+            f"determinism check of {check.trial.id}: copy {same[copies['identical']]}, "
+            f"stopped at {resume['stopped_at']} and resumed {same[resume['identical']]}"
+        )
+        log(f"  SHA-256 {copies['weights_sha256'][0]}")
+    log(f"prediction differences and samples on {device}")
+    runner.finalize(sweep, log=log, device=device)
     log(f"done: {sweep.out / results.RESULTS_FILE}")
+    if verdict is not None and not verdict["identical"]:
+        print(
+            f"error: the determinism check failed (weights differ): see "
+            f"{sweep.out / checks.VERDICT_FILE}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def run_command(a: argparse.Namespace) -> int:
+    """Run parsed ``run`` arguments: on this rank of a torchrun launch (:func:`run_sweep`), or
+    in this one process (:func:`reproduce.runner.run_sweep`); returns the exit status.
+
+    With ``--status-file`` rank 0 (or the single process) writes the status there, also when
+    the run ends in an error (2 for bad input, 130 interrupted; 1 for anything else).
+
+    Raises:
+        UserError: ``--determinism-check`` without torchrun; and what the runs raise.
+    """
+    world = world_from_env()
+    distributed = world is not None and world.world_size > 1
+    code = 1
+    try:
+        if distributed:
+            code = run_sweep(
+                world,
+                a.config,
+                a.out,
+                data=a.data,
+                dry_run=a.dry_run,
+                time_limit_s=a.time_limit,
+                sweep_options=runner.command_options(a),
+                check_steps=a.determinism_check,
+                snapshot=a.snapshot,
+            )
+            return code
+        if a.determinism_check is not None:
+            raise UserError(
+                "--determinism-check trains on ranks of its own: start the run with "
+                "torchrun --nproc_per_node=N (N >= 2)"
+            )
+
+        def snap(*_) -> None:
+            if not a.snapshot:
+                return
+            try:
+                checks.snapshot(a.out, a.snapshot)
+            except OSError as exc:  # a copy for safe keeping: never a reason to stop
+                print(f"warning: {a.snapshot} not written: {exc}", file=sys.stderr)
+
+        code = runner.run_sweep(
+            a.config,
+            a.out,
+            data=a.data,
+            dry_run=a.dry_run,
+            time_limit_s=a.time_limit,
+            sweep_options=runner.command_options(a),
+            on_start=lambda sweep: clear_rank_files(sweep.out),  # left by a killed launch
+            on_trial_done=snap,
+        )
+        if not a.dry_run:
+            snap()
+        return code
+    except (UserError, ValueError, OSError):
+        code = EXIT_SETUP
+        raise
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+        raise
+    finally:
+        if a.status_file and (world is None or world.rank == 0):
+            atomic_write_text(a.status_file, f"{code}\n")
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``run`` command: :func:`reproduce.runner.register`'s options, plus
+    ``--determinism-check``, ``--snapshot`` and ``--status-file`` (module docstring), run by
+    :func:`run_command`. Returns its parser."""
+    p = runner.register(subparsers, command=run_command)
+    p.add_argument(
+        "--determinism-check",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="torchrun only: one more share trains a second copy of the first trial and a "
+        "STEPS-step run stopped halfway and resumed; rank 0 compares weights digests "
+        "(checks/determinism.json)",
+    )
+    p.add_argument(
+        "--snapshot",
+        default=None,
+        metavar="FILE",
+        help="rewrite FILE (.tar.gz) with every trial's trial.json and log.jsonl as each "
+        "trial finishes",
+    )
+    p.add_argument(
+        "--status-file",
+        default=None,
+        metavar="FILE",
+        help="write the run's exit status to FILE (torchrun exits 1 whatever it was)",
+    )
+    return p
