@@ -1,248 +1,373 @@
-"""``python -m reproduce compare OURS REFERENCE``: the replication verdict.
+"""``python -m reproduce compare OURS REFERENCE``: the replication verdict, like for like.
 
-For each headline claim of the published report (which activation is best, by how much, whether
-the difference is significant, the overfitting ranking, the reproducibility ranking) it states
-what our sweep shows, with intervals, and whether that **supports**, **contradicts** or **cannot
-decide** the claim. The rules, all on our own statistics (:mod:`reproduce.stats`):
-
-- best activation: supports if the claimed one has our lowest mean val loss and Tukey HSD
-  separates it from every other (p < 0.05); contradicts if another activation is significantly
-  better than it; otherwise cannot decide.
-- by how much (percent of the best mean): supports if the claimed percentage lies inside our
-  95% Tukey interval of the same difference, contradicts if outside.
-- significance (ANOVA p < 0.05): supports if ours is significant; contradicts if ours is not
-  although our minimum detectable difference is smaller than the claimed effect; otherwise
-  cannot decide.
-- overfitting ranking (train - val accuracy gap): as "best activation", on the gaps.
-- reproducibility ranking (relative PD): supports if every seed pair of the claimed activation
-  lies beyond every pair of each other activation; contradicts if another activation's pairs all
-  lie beyond the claimed one's; otherwise cannot decide (pairs share models, so no interval).
-
-A sweep at another scale than the report's can only say what holds at its own scale: the
-verdict names both scales.
+A sweep is judged against the claims the report makes at the sweep's own scale
+(:func:`scale_of`): a sweep at the report's full scale (6 x 384, 5,000 iterations) against its
+full-scale claims; a sweep at its partial scale (2 x 256, 500 iterations: "3x shallower", "1.5x
+narrower" than the full model, "10x" fewer iterations) against its partial-scale claims; claims
+that compare the two scales cannot be decided until both scales have been run. A sweep at neither
+scale (smoke, cpu) is at no scale of the report: it gets the full-scale claims' verdicts marked
+indicative only, and says so. For each claim the verdict is **supports**, **contradicts** or
+**cannot decide**, with the numbers behind it and the rule used (:mod:`reproduce.verdicts`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
+import textwrap
 from pathlib import Path
 
 from reproduce import audit, results, stats
-from reproduce.cli import UserError
+from reproduce import verdicts as rules
+from reproduce.errors import UserError
+from reproduce.verdicts import CONTRADICTS, SUPPORTS, UNDECIDED
 
-__all__ = ["SUPPORTS", "CONTRADICTS", "UNDECIDED", "load_reference", "replication", "register"]
+__all__ = [
+    "SUPPORTS",
+    "CONTRADICTS",
+    "UNDECIDED",
+    "load_reference",
+    "replication",
+    "scale_of",
+    "register",
+]
 
-SUPPORTS, CONTRADICTS, UNDECIDED = "supports", "contradicts", "cannot decide"
-ALPHA = 0.05
+FULL, PARTIAL = "full", "partial"
+# Claims that compare the partial and full scales (reference claim ids).
+CROSS_SCALE = (
+    "sensitivity-reduction-pct",
+    "best-val-loss-change-pct",
+    "best-val-acc-change-pct",
+    "pd-change-pct",
+    "time-ratio-range",
+)
 
 
 def _claims(reference: dict) -> dict[str, dict]:
     return {c["id"]: c for c in reference["claims"]}
 
 
-def _tukey(comparison: dict, a: str, b: str) -> dict | None:
-    """The Tukey pair of ``a`` and ``b`` oriented as mean(a) - mean(b)."""
-    for pair in comparison["pairs"]:
-        if (pair["a"], pair["b"]) == (a, b):
-            return pair
-        if (pair["a"], pair["b"]) == (b, a):
-            flipped = dict(
-                pair,
-                a=a,
-                b=b,
-                mean_diff=-pair["mean_diff"],
-                tukey_ci_low=-pair["tukey_ci_high"],
-                tukey_ci_high=-pair["tukey_ci_low"],
-            )
-            return flipped
+def scale_definitions(reference: dict) -> dict[str, dict]:
+    """The report's two scales as sweep settings, from the reference file alone.
+
+    Full: its configuration. Partial: the full model divided by the report's depth and width
+    ratios (claims ``depth-ratio``, ``width-ratio``), its partial iteration count, and the full
+    scale's context, dropout, batch size and learning rate (the report states no others).
+    Heads are not compared: the report does not give the partial scale's.
+    """
+    cfg, claims = reference["config"], _claims(reference)
+    model, training = cfg["model"], cfg["training"]
+    shared = {
+        "block_size": model["block_size"],
+        "dropout": model["dropout"],
+        "batch_size": training["batch_size"],
+        "lr": training["learning_rate"],
+    }
+    full = {
+        **shared,
+        "n_layer": model["n_layer"],
+        "n_embd": model["n_embd"],
+        "n_head": model["n_head"],
+        "max_iters": training["max_iters"],
+    }
+    partial = {
+        **shared,
+        "n_layer": model["n_layer"] / claims["depth-ratio"]["claimed"],
+        "n_embd": model["n_embd"] / claims["width-ratio"]["claimed"],
+        "max_iters": cfg["partial_scale"]["max_iters"],
+    }
+    return {FULL: full, PARTIAL: partial}
+
+
+def scale_of(config: dict, reference: dict) -> str | None:
+    """``"full"``, ``"partial"`` or None: which of the report's scales a sweep config is at."""
+    settings = {**config.get("model", {}), **config.get("train", {})}
+    for name, wanted in scale_definitions(reference).items():
+        if all(settings.get(k) == v for k, v in wanted.items()):
+            return name
     return None
 
 
-def _extreme_verdict(comparison: dict, claimed: str, lowest: bool, what: str) -> tuple[str, str]:
-    """Verdict on "``claimed`` has the lowest (or highest) mean" from Tukey pairs."""
-    names = comparison["ranking"] if lowest else comparison["ranking"][::-1]
-    if claimed not in names:
-        return UNDECIDED, f"{claimed} is not in our sweep"
-    if comparison["anova"] is None:
-        return UNDECIDED, f"our tests are undefined ({comparison['undefined']})"
-    sign = 1 if lowest else -1
-    others = [n for n in names if n != claimed]
-    pairs = {n: _tukey(comparison, claimed, n) for n in others}
-    beats_all = all(sign * p["mean_diff"] < 0 and p["tukey_p"] < ALPHA for p in pairs.values())
-    beaten_by = [n for n, p in pairs.items() if sign * p["mean_diff"] > 0 and p["tukey_p"] < ALPHA]
-    ours = names[0]
-    detail = f"our {what}: {ours} (order {', '.join(names)}); Tukey p vs {claimed}: " + ", ".join(
-        f"{n} {pairs[n]['tukey_p']:.3g}" for n in others
-    )
-    if beats_all:
-        return SUPPORTS, detail
-    if beaten_by:
-        return (
-            CONTRADICTS,
-            detail + f"; significantly {'lower' if lowest else 'higher'}: " + ", ".join(beaten_by),
+class _Rows(list):
+    """Verdict rows: ``{"id", "claim", "claimed", "verdict", "detail", "rules"}``."""
+
+    def __init__(self, claims: dict[str, dict]) -> None:
+        super().__init__()
+        self.claims = claims
+
+    def add(self, claim_id, text, rule_ids, verdict_detail, claimed=None) -> None:
+        claim = self.claims.get(claim_id)
+        verdict, detail = verdict_detail
+        if claimed is None and claim is not None:
+            claimed = claim["printed"]
+        self.append(
+            {
+                "id": claim_id,
+                "claim": text,
+                "claimed": claimed,
+                "verdict": verdict,
+                "detail": detail,
+                "rules": list(rule_ids),
+            }
         )
-    return UNDECIDED, detail + "; no significant separation"
 
 
-def _percent_verdict(comparison: dict, worse: str, best: str, claimed: float) -> tuple[str, str]:
-    pair = _tukey(comparison, worse, best)
-    if pair is None:
-        return UNDECIDED, f"{worse} or {best} is not in our sweep"
-    base = comparison["groups"][best]["mean"]
-    pct = 100 * pair["mean_diff"] / base
-    low, high = 100 * pair["tukey_ci_low"] / base, 100 * pair["tukey_ci_high"] / base
-    verdict = SUPPORTS if low <= claimed <= high else CONTRADICTS
-    return verdict, (
-        f"ours: {pct:+.2f}% (95% Tukey CI {low:+.2f}% to {high:+.2f}%), claimed {claimed:+.1f}%"
+def _by_activation(trials: list[dict], metric) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for t in trials:
+        out.setdefault(t["activation"], []).append(metric(t["final"]))
+    return out
+
+
+def _full_rows(rows: _Rows, trials: list[dict], pd: dict, groups: list[str]) -> None:
+    claims = rows.claims
+    losses = _by_activation(trials, lambda f: f["val_loss"])
+    gaps = _by_activation(trials, lambda f: f["train_accuracy"] - f["val_accuracy"])
+    comparison = stats.compare_groups(losses, lower_is_better=True)
+    gap_comparison = stats.compare_groups(gaps, lower_is_better=True)
+    rows.add(
+        "swish-best-val-loss",
+        "Swish has the lowest val loss",
+        ["best"],
+        rules.extreme(comparison, "swish", True, "lowest mean val loss"),
     )
-
-
-def _significance_verdict(comparison: dict, claimed_effect_pct: float) -> tuple[str, str]:
-    anova, mdd = comparison["anova"], comparison["mdd"]
-    if anova is None:
-        return UNDECIDED, f"our ANOVA is undefined ({comparison['undefined']})"
-    detail = (
-        f"ours: F({anova['df_between']}, {anova['df_within']}) = {anova['F']:.2f}, "
-        f"p = {anova['p']:.3g}"
-    )
-    if anova["p"] < ALPHA:
-        return SUPPORTS, detail
-    if mdd is not None and mdd["percent_of_best"] < claimed_effect_pct:
-        return CONTRADICTS, detail + (
-            f"; we could detect {mdd['percent_of_best']:.2f}% "
-            f"(80% power), smaller than the claimed "
-            f"{claimed_effect_pct:.1f}%"
+    for other, name in (("relu", "ReLU"), ("gelu", "GELU")):
+        claim = claims[f"{other}-vs-swish-val-loss-pct"]
+        rows.add(
+            claim["id"],
+            f"{name}'s val loss is {claim['claimed']}% above Swish's",
+            ["percent"],
+            rules.percent(comparison, other, "swish", claim["claimed"]),
         )
-    return UNDECIDED, detail + "; too few seeds to detect the claimed effect"
+    rows.add(
+        "val-loss-anova-significant",
+        "The activations differ significantly in val loss (ANOVA)",
+        ["significance"],
+        rules.significance(comparison, claims["relu-vs-swish-val-loss-pct"]["claimed"]),
+    )
+    rows.add(
+        "swish-least-overfitting",
+        "Swish overfits least (smallest train-val accuracy gap)",
+        ["best"],
+        rules.extreme(gap_comparison, "swish", True, "smallest gap"),
+    )
+    rows.add(
+        "relu-most-overfitting",
+        "ReLU overfits most (largest train-val accuracy gap)",
+        ["best"],
+        rules.extreme(gap_comparison, "relu", False, "largest gap"),
+    )
+    rows.add(
+        "swish-best-pd",
+        "Swish is the most reproducible (lowest relative PD)",
+        ["pd-rank"],
+        rules.pd_rank(pd, groups, "swish", True),
+    )
+    rows.add(
+        "relu-worst-pd",
+        "ReLU is the least reproducible (highest relative PD)",
+        ["pd-rank"],
+        rules.pd_rank(pd, groups, "relu", False),
+    )
 
 
-def _pd_verdict(pd: dict, groups: list[str], claimed: str, lowest: bool) -> tuple[str, str]:
-    present = [g for g in groups if g in pd]
-    if claimed not in present or len(present) < 2:
-        return UNDECIDED, f"relative PD of {claimed} or the others is not in our results"
-    values = {g: [p["relative_pd"] for p in pd[g]["pairs"].values()] for g in present}
-    means = {g: pd[g]["mean"]["relative_pd"] for g in present}
-    order = sorted(present, key=lambda g: (means[g] if lowest else -means[g], g))
-    detail = "ours (mean over seed pairs): " + ", ".join(f"{g} {means[g]:.4f}" for g in order)
+def _partial_rows(rows: _Rows, trials: list[dict], pd: dict, groups: list[str], ref: dict):
+    claims, partial = rows.claims, ref["config"]["partial_scale"]
+    losses = stats.compare_groups(_by_activation(trials, lambda f: f["val_loss"]))
+    accuracy = stats.compare_groups(
+        _by_activation(trials, lambda f: f["val_accuracy"]), lower_is_better=False
+    )
+    best, worst = claims["partial-best-activation"], claims["partial-worst-activation"]
+    rows.add(
+        best["id"],
+        f"{best['claimed']} has the lowest val loss",
+        ["best"],
+        rules.extreme(losses, best["claimed"], True, "lowest mean val loss"),
+    )
+    rows.add(
+        worst["id"],
+        f"{worst['claimed']} has the highest val loss",
+        ["best"],
+        rules.extreme(losses, worst["claimed"], False, "highest mean val loss"),
+    )
+    name, value = partial["best_val_loss_activation"], claims["partial-best-val-loss"]["claimed"]
+    rows.add(
+        "partial-best-val-loss",
+        f"The best val loss is {value} ({name})",
+        ["value"],
+        rules.value_in_ci(losses["groups"].get(name), name, value, ".4f"),
+    )
+    name = partial["best_val_accuracy_activation"]
+    value = claims["partial-best-val-acc"]["claimed"]
+    rows.add(
+        "partial-best-val-acc",
+        f"{name} has the highest val accuracy, {value}%",
+        ["best", "value"],
+        rules.combine(
+            rules.extreme(accuracy, name, False, "highest mean val accuracy"),
+            rules.value_in_ci(accuracy["groups"].get(name), name, value, ".2f"),
+        ),
+    )
+    spans = rules.pd_spans(pd, groups)
+    for claim_id, which, text in (
+        ("partial-min-pd", "lowest", "The lowest relative PD of an activation is {}"),
+        ("partial-max-pd", "highest", "The highest relative PD of an activation is {}"),
+        ("partial-pd-spread-pct", "spread_pct", "The PD spread across activations is {}%"),
+    ):
+        value = claims[claim_id]["claimed"]
+        rows.add(claim_id, text.format(value), ["pd-range"], rules.pd_range(spans, which, value))
+    n_params = sorted({t["n_params"] for t in trials})
+    printed = claims["partial-n-params"]["claimed"]
+    verdict = (
+        SUPPORTS
+        if [round(n / 1000) for n in n_params] == [round(printed / 1000)]
+        else (CONTRADICTS)
+    )
+    model = trials[0]["model"] if trials and "model" in trials[0] else {}
+    rows.add(
+        "partial-n-params",
+        "The partial model has 765K parameters",
+        ["count"],
+        (
+            verdict,
+            f"ours: {model.get('n_layer')} layers x {model.get('n_embd')} (the report's own "
+            f"'3x shallower', '1.5x narrower') have {', '.join(f'{n:,}' for n in n_params)} "
+            f"parameters, printed {printed:,.0f}",
+        ),
+    )
+    low, high = partial["time_per_trial_s_range"]
+    times = [t["wall_time_s"] for t in trials if t.get("wall_time_s") is not None]
+    ours = f"{min(times):.0f}-{max(times):.0f} s" if times else "no times"
+    rows.add(
+        "partial-trial-time",
+        f"A partial trial takes {low}-{high} s",
+        ["not-comparable"],
+        (
+            UNDECIDED,
+            f"ours: {ours} per trial, wall clock on {_platform(trials)}; the report's ran"
+            f" on {ref['config']['hardware']['gpu']}",
+        ),
+        claimed=f"{low}-{high} s",
+    )
+    full_params = ref["config"]["model"]["n_params"]
+    ratio = full_params / n_params[0] if len(n_params) == 1 else None
+    param_claim = claims["param-ratio"]
+    if ratio is not None:
+        verdict = SUPPORTS if round(ratio) == round(param_claim["claimed"]) else CONTRADICTS
+        detail = f"ours: {full_params:,} / {n_params[0]:,} = {ratio:.2f}x (no training needed)"
+        rows.add(
+            param_claim["id"], "The full model is 14x the partial one", ["count"], (verdict, detail)
+        )
 
-    def beyond(a: str, b: str) -> bool:  # every pair of a is more extreme than every pair of b
-        return max(values[a]) < min(values[b]) if lowest else min(values[a]) > max(values[b])
 
-    others = [g for g in present if g != claimed]
-    if all(beyond(claimed, g) for g in others):
-        return SUPPORTS, detail
-    if any(beyond(g, claimed) for g in others):
-        return CONTRADICTS, detail
-    return UNDECIDED, detail + "; pair ranges overlap"
+def _cross_scale_rows(rows: _Rows, scale: str) -> None:
+    other = PARTIAL if scale == FULL else FULL
+    for claim_id in CROSS_SCALE:
+        claim = rows.claims[claim_id]
+        rows.add(
+            claim_id,
+            claim["about"][0].upper() + claim["about"][1:],
+            ["cross-scale"],
+            (
+                UNDECIDED,
+                f"needs our {other}-scale sweep (configs/{other}.toml) beside this "
+                f"{scale}-scale one; none is given",
+            ),
+        )
+
+
+def _platform(trials: list[dict]) -> str:
+    envs = {
+        (t["environment"].get("device_name", "?"), t["train"].get("precision_used", "?"))
+        for t in trials
+        if "environment" in t and "train" in t
+    }
+    return "; ".join(f"{d} ({p})" for d, p in sorted(envs)) or "an unrecorded platform"
 
 
 def replication(ours: dict, reference: dict) -> dict:
     """The replication verdict of our results.json against a reference file's claims.
 
     Returns:
-        ``{"reference", "ours", "claims": [{"id", "claim", "claimed", "verdict", "detail"}]}``;
-        only our grid cell "all" (or the first cell) is compared.
+        ``{"reference", "ours", "scale": {"name", "like_for_like", "note"}, "rules": {id: text},
+        "claims": [{"id", "claim", "claimed", "verdict", "detail", "rules"}]}``; only our grid
+        cell "all" (or the first cell) is compared. At the full scale, and at neither scale, only
+        the report's own activations are compared, as the report compared them; at the partial
+        scale every activation of the sweep.
+
+    Raises:
+        UserError: our sweep has none of the activations to compare.
     """
     claims = _claims(reference)
+    scale = scale_of(ours["config"], reference)
     cells = ours["statistics"]["cells"]
     cell_key = "all" if "all" in cells else sorted(cells)[0]
-    # only the report's own activations are compared, as the report compared them
-    names = set(reference["config"]["training"]["activations"])
-    trials = [
-        t
-        for t in ours["trials"]
-        if stats.cell_key(t["grid"]) == cell_key and t["activation"] in names
-    ]
-    losses: dict[str, list[float]] = {}
-    gaps: dict[str, list[float]] = {}
-    for t in trials:
-        losses.setdefault(t["activation"], []).append(t["final"]["val_loss"])
-        gaps.setdefault(t["activation"], []).append(
-            t["final"]["train_accuracy"] - t["final"]["val_accuracy"]
-        )
-    if not losses:
-        raise UserError(f"our sweep has none of the report's activations {sorted(names)}")
-    comparison = stats.compare_groups(losses, lower_is_better=True)
-    gap_comparison = stats.compare_groups(gaps, lower_is_better=True)
-    pd = {
-        t["group"]: ours["prediction_difference"][t["group"]]
-        for t in trials
-        if t["group"] in ours["prediction_difference"]
-    }
+    trials = [t for t in ours["trials"] if stats.cell_key(t["grid"]) == cell_key]
+    if scale != PARTIAL:
+        names = set(reference["config"]["training"]["activations"])
+        trials = [t for t in trials if t["activation"] in names]
+    if not trials:
+        raise UserError("our sweep has none of the activations the report compared")
     groups = sorted({t["group"] for t in trials})
-    rows = []
-
-    def add(claim_id: str, text: str, verdict_detail: tuple[str, str]) -> None:
-        claim = claims.get(claim_id)
-        verdict, detail = verdict_detail
-        rows.append(
-            {
-                "id": claim_id,
-                "claim": text,
-                "claimed": None if claim is None else claim["printed"],
-                "verdict": verdict,
-                "detail": detail,
-            }
-        )
-
-    add(
-        "swish-best-val-loss",
-        "Swish has the lowest val loss",
-        _extreme_verdict(comparison, "swish", True, "lowest mean val loss"),
-    )
-    for other, name in (("relu", "ReLU"), ("gelu", "GELU")):
-        claim = claims[f"{other}-vs-swish-val-loss-pct"]
-        add(
-            claim["id"],
-            f"{name}'s val loss is {claim['claimed']}% above Swish's",
-            _percent_verdict(comparison, other, "swish", claim["claimed"]),
-        )
-    add(
-        "val-loss-anova-significant",
-        "The activations differ significantly in val loss (ANOVA)",
-        _significance_verdict(comparison, claims["relu-vs-swish-val-loss-pct"]["claimed"]),
-    )
-    add(
-        "swish-least-overfitting",
-        "Swish overfits least (smallest train-val accuracy gap)",
-        _extreme_verdict(gap_comparison, "swish", True, "smallest gap"),
-    )
-    add(
-        "relu-most-overfitting",
-        "ReLU overfits most (largest train-val accuracy gap)",
-        _extreme_verdict(gap_comparison, "relu", False, "largest gap"),
-    )
-    add(
-        "swish-best-pd",
-        "Swish is the most reproducible (lowest relative PD)",
-        _pd_verdict(pd, groups, "swish", True),
-    )
-    add(
-        "relu-worst-pd",
-        "ReLU is the least reproducible (highest relative PD)",
-        _pd_verdict(pd, groups, "relu", False),
-    )
+    pd = {g: ours["prediction_difference"][g] for g in groups if g in ours["prediction_difference"]}
+    rows = _Rows(claims)
+    if scale == PARTIAL:
+        _partial_rows(rows, trials, pd, groups, reference)
+    else:
+        _full_rows(rows, trials, pd, groups)
+    if scale is not None:
+        _cross_scale_rows(rows, scale)
     n_params = sorted({t["n_params"] for t in ours["trials"]})
     model = ours["config"]["model"]
-    ref_cfg = reference["config"]
+    used = sorted({r for row in rows for r in row["rules"]}, key=list(rules.RULES).index)
     return {
         "reference": {
             "title": reference["source"].get("title"),
             "sha256": reference["source"].get("sha256"),
-            "scale": _scale_text(ref_cfg),
+            "scale": _scale_text(reference["config"]),
         },
         "ours": {
             "name": ours["config"]["name"],
             "cell": cell_key,
-            "activations": sorted(losses),
+            "activations": sorted({t["activation"] for t in trials}),
             "n_params": n_params,
+            "platform": _platform(trials),
             "scale": f"{model.get('n_layer')} layers x {model.get('n_embd')}, "
             f"{ours['config']['train'].get('max_iters')} iterations, "
             f"{', '.join(f'{n:,}' for n in n_params)} parameters",
         },
+        "scale": {
+            "name": scale,
+            "like_for_like": scale is not None,
+            "note": _scale_note(scale, reference, _platform(trials)),
+        },
+        "rules": {r: rules.RULES[r] for r in used},
         "claims": rows,
     }
+
+
+def _scale_note(scale: str | None, reference: dict, platform: str) -> str:
+    gpu = reference["config"]["hardware"]["gpu"]
+    platform_text = (
+        f"Seeds and settings are the report's; the platform is not (ours: {platform}; the "
+        f"report's: {gpu}), so bit-level agreement is not expected, only agreement within seed "
+        "noise."
+    )
+    if scale is None:
+        return (
+            "No claim of the report is at this sweep's scale: the report's scales are its full "
+            "model and its partial one. The verdicts below apply the full-scale claims to this "
+            "sweep and are indicative only: they say what holds at this scale, not whether the "
+            "report's numbers are right."
+        )
+    other = PARTIAL if scale == FULL else FULL
+    return (
+        f"Like for like: this sweep is at the report's {scale} scale and is judged against the "
+        f"report's {scale}-scale claims; claims comparing the scales also need a {other}-scale "
+        f"sweep. " + platform_text
+    )
 
 
 def _scale_text(cfg: dict) -> str:
@@ -254,16 +379,27 @@ def _scale_text(cfg: dict) -> str:
     )
 
 
-def format_verdict(verdict: dict) -> str:
-    """The verdict as printed by the command."""
-    lines = [
-        f"replication of {verdict['reference']['title']} ({verdict['reference']['scale']})",
-        f"by our sweep {verdict['ours']['name']!r} ({verdict['ours']['scale']})",
-        "",
-    ]
+def format_verdict(verdict: dict, width: int | None = None) -> str:
+    """The verdict as printed by the command, wrapped to ``width`` columns (default: the
+    terminal's width on a terminal, else 80)."""
+    if width is None:
+        width = shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else 80
+    width = max(width, 40)
+
+    def wrap(text: str, indent: str = "") -> list[str]:
+        return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent) or [""]
+
+    lines = wrap(
+        f"replication of {verdict['reference']['title']} ({verdict['reference']['scale']}) by "
+        f"our sweep {verdict['ours']['name']!r} ({verdict['ours']['scale']})"
+    )
+    lines += ["", *wrap(verdict["scale"]["note"]), ""]
     for row in verdict["claims"]:
-        lines.append(f"{row['verdict']:<14} {row['claim']}")
-        lines.append(f"{'':<14} {row['detail']}")
+        lines += wrap(f"{row['verdict']}: {row['claim']} (printed: {row['claimed']})")
+        lines += wrap(row["detail"], "    ")
+    lines += ["", "rules:"]
+    for rule_id, text in verdict["rules"].items():
+        lines += wrap(f"{rule_id}: {text}", "  ")
     return "\n".join(lines)
 
 
@@ -292,7 +428,13 @@ def _command(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``compare`` command."""
-    p = subparsers.add_parser("compare", help="replication verdict of a run against a report")
+    p = subparsers.add_parser(
+        "compare",
+        help="replication verdict of a run against a report",
+        description="Judge a run against the published report's claims at the run's own "
+        "scale (full, partial, or neither: then indicative only), with the numbers and the "
+        "rule behind each verdict.",
+    )
     p.add_argument("ours", help="our run or published directory (with results.json)")
     p.add_argument(
         "reference", help="reference file, e.g. artifacts/reference/charlm-full-20251208.json"

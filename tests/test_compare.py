@@ -161,3 +161,111 @@ def test_claims_carry_the_printed_text(claim):
     )
     row = next(r for r in replication(result, REFERENCE)["claims"] if r["id"] == claim)
     assert row["claimed"] == next(c["printed"] for c in REFERENCE["claims"] if c["id"] == claim)
+
+
+PARTIAL_CONFIG = {
+    "name": "partial",
+    "model": {"n_layer": 2, "n_embd": 256, "n_head": 4, "block_size": 256, "dropout": 0.2},
+    "train": {"max_iters": 500, "batch_size": 64, "lr": 3e-4},
+}
+
+
+def partial_results(val_loss, val_acc, pd, n_params=1_678_848):
+    result = fake_results(val_loss, {a: [1.0] * len(v) for a, v in val_loss.items()}, pd)
+    for trial in result["trials"]:
+        trial["final"]["val_accuracy"] = val_acc[trial["activation"]][trial["seed"]]
+        trial["n_params"] = n_params
+        trial["model"] = PARTIAL_CONFIG["model"]
+    result["statistics"] = stats.analyze_sweep(result["trials"])
+    result["config"] = PARTIAL_CONFIG
+    return result
+
+
+FIVE = ("relu", "gelu", "swish", "smelu-0.5", "smelu-1.0")
+
+
+@pytest.mark.parametrize(
+    ("path", "scale"),
+    [
+        ("configs/full.toml", "full"),
+        ("configs/partial.toml", "partial"),
+        ("configs/cpu.toml", None),
+        ("configs/smoke.toml", None),
+    ],
+)
+def test_each_shipped_config_is_at_the_scale_it_says(path, scale):
+    from reproduce.compare import scale_of
+    from reproduce.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / path).to_dict()
+    assert scale_of(config, REFERENCE) == scale
+
+
+def test_a_partial_sweep_like_the_claims_supports_the_partial_claims():
+    base = {"relu": 2.20, "gelu": 2.25, "swish": 2.40, "smelu-0.5": 2.30, "smelu-1.0": 2.156}
+    result = partial_results(
+        val_loss={a: [m - 0.001, m, m + 0.001] for a, m in base.items()},
+        val_acc={a: ([28.1, 28.19, 28.28] if a == "relu" else [25.0, 25.1, 25.2]) for a in FIVE},
+        pd={
+            "relu": [0.640, 0.650, 0.655],
+            "gelu": [0.66, 0.67, 0.68],
+            "swish": [0.69, 0.70, 0.71],
+            "smelu-0.5": [0.66, 0.67, 0.68],
+            "smelu-1.0": [0.66, 0.67, 0.68],
+        },
+    )
+    verdict = replication(result, REFERENCE)
+    assert verdict["scale"]["name"] == "partial" and verdict["scale"]["like_for_like"]
+    got = {row["id"]: row["verdict"] for row in verdict["claims"]}
+    partial_ids = {c["id"] for c in REFERENCE["claims"] if c["id"].startswith("partial-")}
+    assert partial_ids <= set(got)  # a verdict for every partial-* claim of the reference
+    for claim_id in (
+        "partial-best-activation",
+        "partial-worst-activation",
+        "partial-best-val-loss",
+        "partial-best-val-acc",
+        "partial-min-pd",
+        "partial-max-pd",
+        "partial-pd-spread-pct",
+    ):
+        assert got[claim_id] == SUPPORTS, claim_id
+    # the report's own "3x shallower, 1.5x narrower" give 1,678,848 parameters, not 765K
+    assert got["partial-n-params"] == CONTRADICTS and got["param-ratio"] == CONTRADICTS
+    assert got["partial-trial-time"] == UNDECIDED
+    for claim_id in ("sensitivity-reduction-pct", "pd-change-pct", "time-ratio-range"):
+        assert got[claim_id] == UNDECIDED
+        row = next(r for r in verdict["claims"] if r["id"] == claim_id)
+        assert "needs our full-scale sweep (configs/full.toml)" in row["detail"]
+    assert "swish-best-val-loss" not in got  # full-scale claims are not judged here
+
+
+def test_a_partial_sweep_unlike_the_claims_contradicts_them():
+    base = {"relu": 2.30, "gelu": 2.25, "swish": 2.10, "smelu-0.5": 2.35, "smelu-1.0": 2.50}
+    result = partial_results(
+        val_loss={a: [m - 0.001, m, m + 0.001] for a, m in base.items()},
+        val_acc={a: ([20.0, 20.1, 20.2] if a == "relu" else [25.0, 25.1, 25.2]) for a in FIVE},
+        pd={a: [0.80, 0.81, 0.82] for a in FIVE},
+    )
+    got = {row["id"]: row["verdict"] for row in replication(result, REFERENCE)["claims"]}
+    assert got["partial-best-activation"] == CONTRADICTS  # swish is significantly lower
+    assert got["partial-worst-activation"] == CONTRADICTS
+    assert got["partial-best-val-loss"] == CONTRADICTS  # 2.1564 outside smelu-1.0's interval
+    assert got["partial-best-val-acc"] == CONTRADICTS
+    assert got["partial-min-pd"] == CONTRADICTS and got["partial-max-pd"] == CONTRADICTS
+
+
+def test_a_sweep_at_neither_scale_says_its_verdicts_are_indicative():
+    result = fake_results(
+        val_loss={a: [1.5, 1.51, 1.52] for a in ("swish", "gelu", "relu")},
+        gap={a: [1.0, 1.1, 1.2] for a in ("swish", "gelu", "relu")},
+        pd={a: [0.1, 0.2, 0.3] for a in ("swish", "gelu", "relu")},
+    )
+    verdict = replication(result, REFERENCE)
+    assert verdict["scale"] == {
+        "name": None,
+        "like_for_like": False,
+        "note": verdict["scale"]["note"],
+    }
+    assert "No claim of the report is at this sweep's scale" in verdict["scale"]["note"]
+    assert "indicative only" in verdict["scale"]["note"]
+    assert not any(r["id"] in ("pd-change-pct", "partial-min-pd") for r in verdict["claims"])
