@@ -25,8 +25,8 @@ from charlm.activations import canonical_name
 from charlm.determinism import platform_record
 from charlm.io import atomic_write_json
 from charlm.train import TrainingSetup
-from reproduce.cli import UserError
-from reproduce.config import load_config
+from reproduce.config import add_override_option, load_config
+from reproduce.errors import UserError
 from reproduce.plain_baseline import time_plain_steps
 from reproduce.runner import load_corpus
 
@@ -167,7 +167,7 @@ def benchmark(setup: TrainingSetup, train_data: torch.Tensor, iters: int, warmup
 
 
 def _command(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, args.overrides)
     corpus = load_corpus(config, args.config, args.data)
     trials = config.trials(corpus.vocab_size)
     wanted = canonical_name(args.activation) if args.activation else trials[0].activation
@@ -269,6 +269,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--warmup", type=_non_negative, default=3, help="untimed iterations first (default 3)"
     )
     p.add_argument("--activation", default=None, help="which activation's model (default: first)")
+    add_override_option(p, 'train.precision="fp32"')
     p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
     p.add_argument("--out", default="bench.json", help="JSON file for the figures")
     p.add_argument(

@@ -2,6 +2,7 @@
 asserted) and sampling from a trained trial."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -31,7 +32,7 @@ def test_bench_prints_and_writes_figures(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     print(printed)  # the figures, in CI's log
-    assert "ms/iter" in printed and "plain PyTorch implementation" in printed
+    assert "ms/iter" in printed and "plain fp32 PyTorch step:" in printed
     data = json.loads(out.read_text())
     figures = data["figures"]
     assert figures["iters"] == 3 and figures["ms_per_iter_median"] > 0
@@ -78,3 +79,35 @@ def test_sample_refuses_a_file_that_is_not_weights(tmp_path):
     bogus.write_bytes(b"not a safetensors file")
     proc = sample(bogus, "--prompt", "A")
     assert proc.returncode == 2 and "not a readable safetensors file" in proc.stderr
+
+
+def test_every_command_has_a_description_and_every_option_help():
+    import argparse
+
+    from reproduce.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"run", "render", "publish", "verify", "audit", "compare", "bench"} <= set(
+        commands.choices
+    )
+    for name, command in commands.choices.items():
+        assert command.description and len(command.description) > 40, name
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest}"
+
+
+def test_sample_help_shows_defaults_only_where_there_are_some():
+    proc = subprocess.run(
+        [sys.executable, "-m", "charlm", "sample", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    help_text = " ".join(proc.stdout.split())
+    assert "(default: None)" not in help_text
+    assert "--checkpoint CHECKPOINT a trial's weights.safetensors --prompt" in help_text
+    assert "characters to generate (default: 300)" in help_text
+    assert "keep the k most likely (default: all)" in help_text
