@@ -9,6 +9,16 @@ from charlm.checkpoint import load_weights
 from charlm.sample import DEFAULT_TEMPERATURE, DEFAULT_TOKENS, sample_text
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` only for options that have a default: not for required ones,
+    nor for those whose default None means "not set" (their help says what happens then)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line of the library; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -20,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         help="generate text from a weights.safetensors file",
         description="Print the prompt and sampled characters. With the defaults and a run's "
         "sample prompt it prints the sample that the run's report shows for that trial.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     p.add_argument("--checkpoint", required=True, help="a trial's weights.safetensors")
     p.add_argument("--prompt", required=True, help="text to continue (characters of the corpus)")
@@ -28,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--temperature", type=float, default=DEFAULT_TEMPERATURE, help="softmax temperature"
     )
-    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely (all)")
+    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely (default: all)")
     p.add_argument("--seed", type=int, default=0, help="sampling generator seed")
     args = parser.parse_args(argv)
     try:

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from charlm import checkpoint, cpu, determinism
 from charlm.data import Corpus, batch_seed, get_batch
 from charlm.io import atomic_write_json, atomic_write_text, sha256_file
+from charlm.memory import TrainingOutOfMemory, out_of_memory
 from charlm.metrics import EvalSet, evaluate
 from charlm.model import CharLM, ModelConfig
 
@@ -45,6 +46,8 @@ __all__ = [
     "StopSignals",
     "TrainingInterrupted",
     "NonFiniteLossError",
+    "TrainingOutOfMemory",
+    "out_of_memory",
     "learning_rate",
     "resolve_precision",
     "train_trial",
@@ -398,8 +401,46 @@ def train_trial(
             state that cannot be read (the message says to delete it).
         TrainingInterrupted: SIGINT, SIGTERM or ``stop_check``; the state was saved first.
         NonFiniteLossError: the loss became NaN/inf; the last eval-interval state is kept.
+        TrainingOutOfMemory: the CPU or CUDA allocator could not serve a request (one line
+            naming the setting to lower and the memory asked for); the state saved last, if
+            any, is kept as it was.
     """
-    out_dir = Path(out_dir)
+    where: dict = {"phase": "build", "step": 0, "saved": None}
+    try:
+        return _train_trial(
+            spec,
+            corpus,
+            Path(out_dir),
+            device=device,
+            stop_check=stop_check,
+            progress=progress,
+            log=log,
+            where=where,
+        )
+    except Exception as exc:
+        error = out_of_memory(
+            exc, spec, where["phase"], where["step"], where["saved"], where.get("device", device)
+        )
+        if error is None:
+            raise
+        raise error from None
+
+
+def _train_trial(
+    spec: TrialSpec,
+    corpus: Corpus,
+    out_dir: Path,
+    *,
+    device: str | torch.device | None,
+    stop_check: Callable[[int], bool] | None,
+    progress: bool | None,
+    log: Callable[[str], None] | None,
+    where: dict,
+) -> dict:
+    """:func:`train_trial`'s work; ``where`` is kept up to date with what it is doing
+    (``phase``: build, eval, step or save; ``step``; ``saved``: the step of the saved state)
+    for the out-of-memory message.
+    """
     cfg = spec.train.resolved()
     mcfg = spec.model
     if mcfg.vocab_size != corpus.vocab_size:
@@ -417,6 +458,7 @@ def train_trial(
     setup = TrainingSetup.build(spec, device)
     device, model, optimizer = setup.device, setup.model, setup.optimizer
     autocast_dtype = setup.autocast_dtype
+    where["device"] = str(device)
 
     val_set = EvalSet.val(corpus.val, mcfg.block_size)
     train_set = EvalSet.train_sample(corpus.train, len(corpus.val), mcfg.block_size)
@@ -433,6 +475,7 @@ def train_trial(
     curves = _read_log(log_path, book["step"])
     atomic_write_text(log_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in curves))
     last_saved = book["step"] if state_path.is_file() else None
+    where["saved"] = last_saved
 
     tokens_per_step = cfg.batch_size * mcfg.block_size
     loss_buf = torch.zeros(cfg.log_interval, device=device)
@@ -456,7 +499,9 @@ def train_trial(
 
     def save(at_step: int) -> None:
         book.update(step=at_step, elapsed_s=elapsed())
+        where["phase"] = "save"
         checkpoint.save_state(state_path, model, optimizer, book)
+        where["saved"] = at_step
 
     model.train()
     with StopSignals() as signals:
@@ -467,6 +512,7 @@ def train_trial(
                     torch.cuda.synchronize(device)
                 seg_time = time.perf_counter() - segment_start
                 book["train_time_s"] += seg_time
+                where.update(phase="eval", step=step)
                 tr = evaluate(model, train_set, cfg.eval_batch_size, device, autocast_dtype)
                 va = evaluate(model, val_set, cfg.eval_batch_size, device, autocast_dtype)
                 if not all(map(math.isfinite, (tr["loss"], va["loss"]))):
@@ -509,6 +555,7 @@ def train_trial(
                 bar.close()
                 raise TrainingInterrupted(step, reason)
 
+            where.update(phase="step", step=step)
             loss_buf[step % cfg.log_interval] = setup.step(step, corpus.train)
             step += 1
             segment_steps += 1
@@ -523,6 +570,7 @@ def train_trial(
                 bar.update(step - bar.n)
     bar.close()
 
+    where["phase"] = "save"
     weights_path = checkpoint.save_weights(out_dir / WEIGHTS_FILE, model, corpus.chars)
     final = curves[-1]
     record = {

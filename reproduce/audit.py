@@ -38,6 +38,7 @@ import argparse
 import itertools
 import json
 import math
+import textwrap
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ import scipy.stats
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from reproduce import terminal
 from reproduce.results import schema_registry
 
 __all__ = [
@@ -921,8 +923,15 @@ def audit_file(path: str | Path) -> list[dict]:
     return audit_document(load_document(path))
 
 
-def format_table(rows: list[dict]) -> str:
-    """The rows as a plain-text table: claim, claimed, recomputed, verdict, from, note."""
+def format_table(rows: list[dict], width: int | None = None) -> str:
+    """The rows as a plain-text table: claim, claimed, recomputed, verdict, from, note.
+
+    Args:
+        rows: :func:`audit_document`'s rows.
+        width: None for one line per claim at full length (as audit.md keeps it); a number of
+            columns to fit the table into (the command's terminal): when the full table is
+            wider, :func:`_fitted_table` wraps it.
+    """
     header = ("claim", "claimed", "recomputed", "verdict", "from", "note")
     lines = []
     for row in rows:
@@ -950,9 +959,55 @@ def format_table(rows: list[dict]) -> str:
     counts = {}
     for row in rows:
         counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    summary = f"{len(rows)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+    if width is not None and max(map(len, [*out, summary])) > width:
+        out = _fitted_table(header[:4], lines, width)
+        return "\n".join([*out, "", *terminal.wrap(summary, width, indent="  ", first="")])
     out.append("")
-    out.append(f"{len(rows)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    out.append(summary)
     return "\n".join(out)
+
+
+def _fitted_table(header: tuple[str, ...], lines: list[tuple], width: int) -> list[str]:
+    """The table in ``width`` columns: claim, claimed, recomputed and verdict as columns whose
+    cells wrap within them (narrowed one character at a time where that wraps the fewest
+    cells, the widest first among equals), and each claim's note on
+    indented lines under it. The "from" column is left out: every note of a claim checked on
+    the report's printed figures says so, and the others are recomputed from its trials."""
+    cells = [line[:4] for line in lines]
+    notes = [line[5] for line in lines]
+    natural = [max(len(str(x)) for x in col) for col in zip(header, *cells, strict=True)]
+    widths = list(natural)
+    minimum = [12, 12, 10, natural[3]]  # verdicts keep their width
+    room = width - 2 * (len(widths) - 1)
+    columns = list(zip(*cells, strict=True))
+    while sum(widths) > room:
+        shrinkable = [i for i in range(len(widths)) if widths[i] > minimum[i]]
+        if not shrinkable:
+            break
+
+        def wrapped_if_narrowed(i: int) -> tuple[int, int]:
+            return sum(len(str(x)) >= widths[i] for x in columns[i]), -widths[i]
+
+        widths[min(shrinkable, key=wrapped_if_narrowed)] -= 1
+
+    def row_lines(values: tuple) -> list[str]:
+        wrapped = [
+            textwrap.wrap(str(v), w, break_on_hyphens=True) or [""]
+            for v, w in zip(values, widths, strict=True)
+        ]
+        return [
+            "  ".join(part.ljust(w) for part, w in zip(parts, widths, strict=True)).rstrip()
+            for parts in itertools.zip_longest(*wrapped, fillvalue="")
+        ]
+
+    out = row_lines(header)
+    out.append("  ".join("-" * w for w in widths))
+    for values, note in zip(cells, notes, strict=True):
+        out += row_lines(values)
+        if note:
+            out += terminal.wrap(note, width, indent="    ")
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -963,14 +1018,16 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     source = doc.get("source") or {}
     title = source.get("title") or "results"
-    print(
+    width = terminal.width()
+    heading = (
         f"audit of {args.file}: {title}"
         + (f" (sha256 {source['sha256']})" if source.get("sha256") else "")
         + f", {len(doc['trials'])} trials"
     )
+    print("\n".join(terminal.wrap(heading, width, indent="  ", first="")))
     if "claims" not in doc and not doc.get("statistics"):
         print("no claims and no stored statistics: recomputed summary only")
-    print(format_table(rows))
+    print(format_table(rows, width))
     return 0
 
 

@@ -10,27 +10,27 @@ import argparse
 import importlib
 import sys
 
+from reproduce.errors import UserError
+
 # command name -> module that implements it
 COMMANDS = {
-    "run": "reproduce.runner",
+    "run": "reproduce.distributed",  # reproduce.runner's command, spread over torchrun ranks
     "render": "reproduce.report",
     "publish": "reproduce.publish",
     "verify": "reproduce.verify",
     "audit": "reproduce.audit",
     "compare": "reproduce.compare",
     "bench": "reproduce.bench",
+    "precision": "reproduce.precision",
 }
 
 
 DESCRIPTION = (
     "Reproduce the CharLM activation study: train a sweep (run), render its report, publish "
     "it, check a result (verify), audit the published report's own numbers, compare a sweep "
-    "with it, and benchmark training speed. `python -m reproduce COMMAND --help` for each."
+    "with it, benchmark training speed, and measure what bf16 changes (precision). "
+    "`python -m reproduce COMMAND --help` for each."
 )
-
-
-class UserError(Exception):
-    """Bad input from the user: printed as one line, exit status 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,9 @@ Determinism:
   output carries no time stamp), a fixed zlib level, and offsets of points computed from their
   order instead of random jitter;
 * colours per activation are fixed by the sorted list of the sweep's activations
-  (:func:`activation_colours`).
+  (:func:`activation_colours`), so an activation keeps its colour whatever the config order;
+  activations are laid out (axes, legends) in the config's order (:func:`activation_order`),
+  the order every section of the report uses.
 
 Figures (in :data:`FIGURES` order), each with one panel (or row of panels) per grid cell, stacked
 ("facets"; one for the usual single cell), always 960 pixels wide:
@@ -29,7 +31,9 @@ Figures (in :data:`FIGURES` order), each with one panel (or row of panels) per g
   95% Student-t confidence interval as stored in results.json's statistics
   (:func:`reproduce.stats.describe`);
 * ``accuracy_gap``: train minus val accuracy (percentage points) per activation: every trial as
-  a point, the mean with its stored 95% confidence interval;
+  a point, the mean with its stored 95% confidence interval (an interval of the mean over seeds:
+  with three seeds it is the mean ± 4.30 standard errors, wider than the points' spread, so it
+  can cross 0 while every trial is above it; the caption says so with the sweep's own numbers);
 * ``relative_pd``: relative prediction difference (Shamir, Lin & Coviello 2020,
   arXiv:2010.09931) per activation: every seed pair as a point, the mean over pairs as a bar.
 """
@@ -60,7 +64,9 @@ __all__ = [
     "PALETTE",
     "RenderedFigure",
     "style",
+    "activation_order",
     "activation_colours",
+    "interval_note",
     "loss_series",
     "zoom_start",
     "final_val_loss_series",
@@ -166,13 +172,34 @@ def style() -> Iterator[None]:
 # the plotted data, from results.json
 
 
-def activation_colours(trials: list[dict]) -> dict[str, tuple[str, str]]:
-    """Activation -> (colour, marker), assigned in sorted order of the sweep's activations."""
+def activation_order(data: dict) -> list[str]:
+    """The activations of results.json ``data`` in the order its config lists them
+    (``config.sweep.activations``), then any other activation its trials have, sorted: the one
+    order of every figure and every section of the report."""
+    present = {t["activation"] for t in data["trials"]}
+    listed = [a for a in data["config"]["sweep"]["activations"] if a in present]
+    return listed + sorted(present - set(listed))
+
+
+def activation_colours(
+    trials: list[dict], order: list[str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """Activation -> (colour, marker), assigned in sorted order of the sweep's activations (so
+    a colour does not depend on the config's order); the dict lists the activations in
+    ``order`` (e.g. :func:`activation_order`), else sorted."""
     names = sorted({t["activation"] for t in trials})
-    return {
+    styles = {
         name: (PALETTE[i % len(PALETTE)], MARKERS[(i // len(PALETTE)) % len(MARKERS)])
         for i, name in enumerate(names)
     }
+    return {name: styles[name] for name in _ordered(styles, order)}
+
+
+def _ordered(names, order: list[str] | None) -> list[str]:
+    """``names`` in ``order``, then those ``order`` leaves out, sorted."""
+    order = list(order or [])
+    known = [n for n in order if n in names]
+    return known + sorted(set(names) - set(known))
 
 
 def _cells(data: dict) -> list[tuple[str, dict]]:
@@ -192,16 +219,20 @@ def _trials_by(trials: list[dict]) -> dict[str, dict[str, list[dict]]]:
     return out
 
 
-def loss_series(trials: list[dict], metric: str) -> dict[str, dict[str, dict]]:
+def loss_series(
+    trials: list[dict], metric: str, order: list[str] | None = None
+) -> dict[str, dict[str, dict]]:
     """The loss curves as plotted: per cell and activation, per evaluation step, the mean and the
     range over seeds.
 
     Args:
         trials: results.json trial records (their ``curves``).
         metric: ``"train_loss"`` or ``"val_loss"`` (nats per character).
+        order: activations in the order to list them (:func:`activation_order`); those it
+            leaves out follow, sorted (all sorted without it).
 
     Returns:
-        cell key -> activation (sorted) -> ``{"step": [int], "mean": [float], "min": [float],
+        cell key -> activation (in ``order``) -> ``{"step": [int], "mean": [float], "min": [float],
         "max": [float], "n": [int]}``, steps ascending; ``mean`` is ``numpy.mean`` over the seeds
         that evaluated at that step (``n`` of them), ``min``/``max`` their extremes.
 
@@ -213,7 +244,8 @@ def loss_series(trials: list[dict], metric: str) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = {}
     for key, by_act in sorted(_trials_by(trials).items()):
         out[key] = {}
-        for activation, runs in sorted(by_act.items()):
+        for activation in _ordered(by_act, order):
+            runs = by_act[activation]
             by_step: dict[int, list[float]] = {}
             for trial in runs:
                 for point in trial["curves"]:
@@ -231,18 +263,22 @@ def loss_series(trials: list[dict], metric: str) -> dict[str, dict[str, dict]]:
 
 
 def _per_trial_summary(data: dict, stat: str, value) -> dict[str, dict[str, dict]]:
-    """Per cell and activation: every trial's value and the stored summary ``stat``."""
+    """Per cell and activation (in :func:`activation_order`): every trial's value and the
+    stored summary ``stat``."""
     by_cell = _trials_by(data["trials"])
+    order = activation_order(data)
     out: dict[str, dict[str, dict]] = {}
     for key, cell in _cells(data):
         out[key] = {}
-        for activation, stats in sorted(cell["activations"].items()):
+        for activation in _ordered(cell["activations"], order):
             runs = by_cell.get(key, {}).get(activation, [])
-            summary = stats[stat]
+            summary = cell["activations"][activation][stat]
             out[key][activation] = {
                 "seeds": [t["seed"] for t in runs],
                 "values": [float(value(t)) for t in runs],
                 "mean": summary["mean"],
+                "sem": summary["sem"],
+                "n": summary["n"],
                 "ci_low": summary["ci_low"],
                 "ci_high": summary["ci_high"],
                 "ci_level": summary["ci_level"],
@@ -251,10 +287,10 @@ def _per_trial_summary(data: dict, stat: str, value) -> dict[str, dict[str, dict
 
 
 def final_val_loss_series(data: dict) -> dict[str, dict[str, dict]]:
-    """Final val loss as plotted: cell key -> activation -> ``{"seeds", "values"}`` (each trial's
-    ``final.val_loss``, nats) and ``{"mean", "ci_low", "ci_high", "ci_level"}`` copied from
-    results.json's ``statistics`` (the interval is None where undefined: n = 1 or zero
-    variance)."""
+    """Final val loss as plotted: cell key -> activation (in :func:`activation_order`) ->
+    ``{"seeds", "values"}`` (each trial's ``final.val_loss``, nats) and ``{"mean", "sem", "n",
+    "ci_low", "ci_high", "ci_level"}`` copied from results.json's ``statistics`` (the interval is
+    None where undefined: n = 1 or zero variance)."""
     return _per_trial_summary(data, "val_loss", lambda t: t["final"]["val_loss"])
 
 
@@ -270,14 +306,16 @@ def accuracy_gap_series(data: dict) -> dict[str, dict[str, dict]]:
 
 
 def relative_pd_series(data: dict) -> dict[str, dict[str, dict]]:
-    """Relative PD as plotted: cell key -> activation -> ``{"group", "pairs": [pair key],
-    "values": [relative PD of each seed pair], "mean": mean over pairs}`` from results.json's
-    ``prediction_difference``; activations without a seed pair are left out."""
+    """Relative PD as plotted: cell key -> activation (in :func:`activation_order`) ->
+    ``{"group", "pairs": [pair key], "values": [relative PD of each seed pair], "mean": mean over
+    pairs}`` from results.json's ``prediction_difference``; activations without a seed pair are
+    left out."""
     pd = data["prediction_difference"]
+    order = activation_order(data)
     out: dict[str, dict[str, dict]] = {}
     for key, cell in _cells(data):
         out[key] = {}
-        for activation in sorted(cell["activations"]):
+        for activation in _ordered(cell["activations"], order):
             group = group_id(activation, cell["grid"])
             entry = pd.get(group)
             if not entry:
@@ -358,7 +396,7 @@ def zoom_start(steps: list[int]) -> int:
 def _draw_curves(data: dict, metric: str, colours) -> Figure:
     """One row per cell: all evaluations on the left, the second half of training on the right
     (the first evaluations' high loss would otherwise flatten the differences)."""
-    series = loss_series(data["trials"], metric)
+    series = loss_series(data["trials"], metric, list(colours))
     keys = sorted(series)
     size = CURVES_IN if len(keys) == 1 else (CURVES_IN[0], ROW_IN * len(keys) + 0.6)
     fig = Figure(figsize=size, dpi=DPI, layout="constrained")
@@ -452,6 +490,49 @@ def _draw_pd(data: dict, colours) -> Figure:
     return fig
 
 
+def interval_note(series: dict[str, dict[str, dict]], zero_line: bool = False) -> str:
+    """What the whiskers of a points figure span, in the sweep's own numbers: the multiple of
+    the standard error that each n's 95% Student-t interval of the mean is (``(ci_high - mean) /
+    sem`` of the stored statistics), and, with ``zero_line``, which activations' intervals reach
+    below 0 although every one of their trials is above 0 (the interval bounds the mean over
+    seeds, not the trials, and with few seeds it is much wider than their spread).
+
+    Args:
+        series: :func:`final_val_loss_series` or :func:`accuracy_gap_series`.
+        zero_line: also name the intervals that cross 0 above positive points.
+
+    Returns:
+        one or two sentences, each with a leading space, or "" when no interval is defined.
+    """
+    multiples: dict[int, list[float]] = {}
+    crossing = []
+    for by_act in series.values():
+        for activation, s in by_act.items():
+            if s["ci_low"] is None or s["ci_high"] is None or not s["sem"]:
+                continue
+            multiples.setdefault(s["n"], []).append((s["ci_high"] - s["mean"]) / s["sem"])
+            if zero_line and s["ci_low"] < 0.0 < min(s["values"]) and activation not in crossing:
+                crossing.append(activation)
+    if not multiples:
+        return ""
+    parts = [
+        f"with {n} seeds the interval is the mean ± {max(m):.2f} standard errors (Student t, "
+        f"{n - 1} degree{'s' if n != 2 else ''} of freedom)"
+        for n, m in sorted(multiples.items())
+    ]
+    note = f" The whiskers bound the mean over seeds, not the trials: {'; '.join(parts)}."
+    if crossing:
+        names = crossing[0] if len(crossing) == 1 else ", ".join(crossing[:-1])
+        names += f" and {crossing[-1]}" if len(crossing) > 1 else ""
+        one = len(crossing) == 1
+        note += (
+            f" Here the interval{'' if one else 's'} of {names} reach{'es' if one else ''} below 0"
+            f" although each of {'its' if one else 'their'} trials is above 0: with so few seeds"
+            " the interval of the mean is wider than the trials' spread."
+        )
+    return note
+
+
 def _captions(data: dict) -> dict[str, tuple[str, str]]:
     """Figure name -> (title, caption)."""
     cells = len(data["statistics"]["cells"])
@@ -485,12 +566,14 @@ def _captions(data: dict) -> dict[str, tuple[str, str]]:
         ),
         "final_val_loss": (
             "Final validation loss per activation",
-            f"Final val loss (nats per character). {interval}{facets}",
+            f"Final val loss (nats per character). {interval}"
+            f"{interval_note(final_val_loss_series(data))}{facets}",
         ),
         "accuracy_gap": (
             "Train − val accuracy gap per activation",
             "Final train accuracy minus val accuracy (percentage points; above 0 means better on "
-            f"training text). {interval}{facets}",
+            f"training text). {interval}"
+            f"{interval_note(accuracy_gap_series(data), zero_line=True)}{facets}",
         ),
         "relative_pd": (
             "Relative prediction difference between seeds",
@@ -508,7 +591,7 @@ def render_figures(data: dict) -> list[RenderedFigure]:
         one :class:`RenderedFigure` per name in :data:`FIGURES`, with its PNG bytes; the same
         ``data`` and rendering stack always give the same bytes.
     """
-    colours = activation_colours(data["trials"])
+    colours = activation_colours(data["trials"], activation_order(data))
     captions = _captions(data)
     builders = {
         "train_loss_curves": lambda: _draw_curves(data, "train_loss", colours),

@@ -23,7 +23,7 @@ from pathlib import Path
 from charlm.io import atomic_write_bytes
 from charlm.train import LOG_FILE, WEIGHTS_FILE
 from reproduce import results
-from reproduce.cli import UserError
+from reproduce.errors import UserError
 from reproduce.manifest import MANIFEST, write_manifest
 from reproduce.runner import TRIALS_DIR
 
@@ -136,7 +136,15 @@ def publish(
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``publish`` command."""
-    p = subparsers.add_parser("publish", help="copy a finished run's shipped files to DEST")
+    p = subparsers.add_parser(
+        "publish",
+        help="copy a finished run's shipped files to DEST",
+        description="Copy what a finished run ships (results.json, the report and figures, "
+        "audit.md, the training logs as logs.tar.gz, the reference or compared results the "
+        "report was rendered with, and with --with-weights every trial's weights) into DEST "
+        "with its own SHA256SUMS. DEST must be new, empty or an earlier publication; nothing "
+        "else is ever replaced.",
+    )
     p.add_argument("run_dir", help="a finished run directory")
     p.add_argument("dest", help="destination directory (new, empty, or a previous publication)")
     p.add_argument(

@@ -32,6 +32,7 @@ from charlm.data import TINY_SHAKESPEARE_SHA256, Corpus, resolve_data_path
 from charlm.io import atomic_write_json, dumps_json
 from charlm.model import CharLM
 from charlm.train import (
+    LOG_FILE,
     RECORD_FILE,
     STATE_FILE,
     WEIGHTS_FILE,
@@ -39,9 +40,9 @@ from charlm.train import (
     is_finished,
     train_trial,
 )
-from reproduce import analysis, report, results
-from reproduce.cli import UserError
-from reproduce.config import SweepConfig, Trial, load_config
+from reproduce import analysis, estimate, report, results, terminal
+from reproduce.config import SweepConfig, Trial, add_override_option, load_config
+from reproduce.errors import UserError
 from reproduce.manifest import write_manifest
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "EXIT_TIME_LIMIT",
     "Sweep",
     "dry_run_listing",
+    "command_options",
     "finalize",
     "run_sweep",
     "register",
@@ -59,7 +61,6 @@ __all__ = [
 SWEEP_FILE = "sweep.json"
 TRIALS_DIR = "trials"
 FAILED_FILE = "failed.json"
-ESTIMATE_BATCH = 4  # windows per timed step of a time estimate
 EXIT_TIME_LIMIT = 75  # EX_TEMPFAIL: stopped before a time limit; rerun to resume
 
 
@@ -101,11 +102,17 @@ class Sweep:
         trials to train to some of the sweep's ids (results.json covers every finished one).
 
         Raises:
-            ConfigError, FileNotFoundError, ValueError: bad config or data.
+            ConfigError, FileNotFoundError, ValueError: bad config or data, a config the
+                corpus cannot serve (:meth:`SweepConfig.check_corpus`) or a bad ``reference``.
             UserError: ``out`` is a file, or holds trained trials of other base settings.
         """
         config = load_config(config_path, overrides)
         corpus = load_corpus(config, config_path, data)
+        config.check_corpus(corpus.chars, len(corpus.train), len(corpus.val))
+        if reference is not None:  # the report step would fail on it after all the training
+            from reproduce.compare import load_reference
+
+            load_reference(reference)
         if Path(out).exists() and not Path(out).is_dir():
             raise UserError(f"--out {out} is a file; name a directory (new, or a run's)")
         sweep = cls(config, corpus, Path(out), frozenset(only) if only else None, reference)
@@ -178,60 +185,90 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def estimate_seconds(sweep: Sweep, pending: list[Trial]) -> tuple[float, str]:
-    """Seconds the pending trials should take, and how that was estimated.
+def _start_step(sweep: Sweep, trial: Trial) -> int:
+    """Steps a pending trial has taken: those of its last logged evaluation (where its saved
+    state is, or just before), 0 for a new trial."""
+    if sweep.status(trial) != "resume":
+        return 0
+    log_path = sweep.trial_dir(trial) / LOG_FILE
+    try:
+        lines = log_path.read_text(encoding="utf-8").splitlines()
+        return min(json.loads(lines[-1])["step"], trial.spec.train.max_iters) if lines else 0
+    except (OSError, ValueError, KeyError):
+        return 0
 
-    From the finished trials' recorded time per step when there are any; otherwise from timing
-    one training step of the first pending trial's model on a batch of at most
-    :data:`ESTIMATE_BATCH` windows after one warm-up step, scaled linearly to the batch size (a
-    rough figure, cheap even for the full model on a CPU).
+
+def estimate_seconds(sweep: Sweep, pending: list[Trial]) -> tuple[float, str]:
+    """Seconds the pending trials should take on this machine, and what that is based on.
+
+    Times training steps and an evaluation at the config's real size
+    (:func:`reproduce.estimate.measure`, a few seconds; once per distinct model and speed
+    setting, :func:`reproduce.estimate.speed_key`, with the other activations' own cost timed
+    alone) and applies the rule of
+    :func:`reproduce.estimate.trial_seconds` to each pending trial from where it stands (a
+    resumed one from its last evaluation), plus the first trial's extra ``once_s`` once per
+    setting. A running sweep's ``about ... left`` uses the same
+    rule with the times of the trials it has trained (:func:`_eta_note`).
+
+    Returns:
+        (seconds, a sentence naming the measurement); (0, "nothing to train") when nothing is
+        pending.
+
+    Raises:
+        ValueError: a trial whose model cannot be built or stepped here (an unavailable
+            device; out of memory, :class:`charlm.memory.TrainingOutOfMemory`): training would
+            fail the same way.
     """
     if not pending:
         return 0.0, "nothing to train"
-    steps = sum(t.spec.train.max_iters for t in pending)
-    finished = [
-        json.loads((sweep.trial_dir(t) / RECORD_FILE).read_text(encoding="utf-8"))
-        for t in sweep.trials
-        if sweep.status(t) == "done"
-    ]
-    if finished:
-        per_step = sum(r["wall_time_s"] for r in finished) / sum(
-            r["train"]["max_iters"] for r in finished
-        )
-        return steps * per_step, f"from {len(finished)} finished trial(s)"
-    spec = pending[0].spec
-    device = determinism.resolve_device(spec.train.device)
-    torch.set_num_threads(spec.train.threads)
-    model = CharLM(spec.model).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.train.lr)
-    batch = min(spec.train.batch_size, ESTIMATE_BATCH)
-    x = torch.zeros(batch, spec.model.block_size, dtype=torch.int64, device=device)
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        _, loss = model(x, x)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    per_step = times[-1] * spec.train.batch_size / batch
-    # evaluation: two forward passes over val-sized text (~1/3 of a training step per token)
-    evals = spec.train.max_iters // spec.train.eval_interval + 1
-    eval_tokens = 2 * len(sweep.corpus.val)
-    per_trial_eval = (
-        evals * eval_tokens / (spec.train.batch_size * spec.model.block_size) * (per_step / 3)
-    )
-    total = steps * per_step + len(pending) * per_trial_eval
-    return total, f"from one timed training step at batch {batch}, scaled"
+    by_key: dict[tuple, list[Trial]] = {}
+    for trial in pending:
+        by_key.setdefault(estimate.speed_key(trial.spec), []).append(trial)
+    seconds, bases = 0.0, []
+    for trials in by_key.values():
+        activations = tuple(dict.fromkeys(t.activation for t in trials))
+        timings = estimate.measure(trials[0].spec, sweep.corpus, activations)
+        seconds += timings[trials[0].activation].once_s  # the first trial's extra, once
+        for trial in trials:
+            start = _start_step(sweep, trial)
+            seconds += estimate.trial_seconds(trial.spec.train, timings[trial.activation], start)
+        first, *others = timings.values()
+        basis = f"{first.basis} with {trials[0].activation}"
+        if others:
+            basis += (
+                "; the other activations' own cost, timed alone at the MLP's size: "
+                + ", ".join(t.basis for t in others)
+            )
+        bases.append(basis)
+    steps = sum(t.spec.train.max_iters - _start_step(sweep, t) for t in pending)
+    basis = "; ".join(bases)
+    if len(bases) > 1:
+        basis = f"{len(bases)} model and speed settings: {basis}"
+    return seconds, f"{len(pending)} trial(s), {steps:,} steps in all; {basis}"
 
 
-def _fmt_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+def _eta_note(
+    sweep: Sweep, remaining: list[Trial], trained: list[tuple[Trial, dict, float]]
+) -> str:
+    """``, about 1h05m of training left``: the rule of :func:`estimate_seconds` applied to the
+    ``remaining`` trials (the current one included) with the times of the trials ``trained``
+    in this run (trial, record, seconds its training call took;
+    :func:`reproduce.estimate.timings_from_records`), those of the same model, activation and
+    speed settings where there are any; empty before any trial has finished."""
+
+    def timings(done: list[tuple[Trial, dict, float]]) -> estimate.Timings | None:
+        return estimate.timings_from_records([r for _, r, _ in done], [c for _, _, c in done])
+
+    every = timings(trained)
+    if every is None or not remaining:
+        return ""
+    seconds = 0.0
+    for trial in remaining:
+        key = (estimate.speed_key(trial.spec), trial.activation)
+        same = [d for d in trained if (estimate.speed_key(d[0].spec), d[0].activation) == key]
+        these = timings(same) or every
+        seconds += estimate.trial_seconds(trial.spec.train, these, _start_step(sweep, trial))
+    return f", about {estimate.format_duration(seconds)} of training left"
 
 
 def train_trials(
@@ -245,6 +282,7 @@ def train_trials(
     failures: dict[str, str] | None = None,
     progress: bool | None = None,
     step_log: Callable[[str], None] | None = None,
+    on_done: Callable[[Trial, dict], None] | None = None,
 ) -> dict[str, str]:
     """Train each trial that is not finished, in order; returns failures as id -> message.
 
@@ -260,6 +298,7 @@ def train_trials(
             default a new one.
         progress, step_log: passed to :func:`charlm.train.train_trial` as ``progress`` and
             ``log`` when given.
+        on_done: called with each trial and its record as soon as the trial finishes.
 
     Raises:
         TrainingInterrupted: SIGINT/SIGTERM, the deadline or ``stop_check``; the current trial
@@ -267,7 +306,7 @@ def train_trials(
     """
     failures = {} if failures is None else failures
     todo = [t for t in trials if sweep.status(t) != "done"]
-    started = time.monotonic()
+    trained: list[tuple[Trial, dict, float]] = []  # (trial, record, seconds): the ETA's times
     extra: dict = {}
     if progress is not None:
         extra["progress"] = progress
@@ -283,17 +322,18 @@ def train_trials(
 
     for number, trial in enumerate(todo, 1):
         state = sweep.status(trial)
-        eta = ""
-        if number > 1:
-            per_trial = (time.monotonic() - started) / (number - 1)
-            eta = f", about {_fmt_duration(per_trial * (len(todo) - number + 1))} left"
+        eta = _eta_note(sweep, todo[number - 1 :], trained)
         note = " (resuming)" if state == "resume" else ""
         if (sweep.trial_dir(trial) / RECORD_FILE).is_file():  # finished once; weights now differ
             note = (
                 " (its weights are missing or do not match their recorded digest: training again)"
             )
-        log(f"[{number}/{len(todo)}] {trial.id}{note}{eta}")
+        for line in terminal.wrap(
+            f"[{number}/{len(todo)}] {trial.id}{note}{eta}", terminal.width(), indent="    "
+        ):
+            log(line)
         where = device(trial) if callable(device) else device
+        called = time.perf_counter()
         try:
             record = train_trial(
                 trial.spec,
@@ -307,19 +347,30 @@ def train_trials(
             raise
         except Exception as exc:  # a failed trial must not lose the others
             failures[trial.id] = f"{type(exc).__name__}: {exc}"
-            log(f"    FAILED: {failures[trial.id]}")
+            for line in terminal.wrap(
+                f"FAILED: {failures[trial.id]}", terminal.width(), indent="      ", first="    "
+            ):
+                log(line)
             continue
+        trained.append((trial, record, time.perf_counter() - called))
         final = record["final"]
         log(
             f"    val_loss {final['val_loss']:.4f}  val acc {final['val_accuracy']:.2f}%  "
             f"{record['wall_time_s']:.1f}s"
         )
+        if on_done is not None:
+            on_done(trial, record)
     return failures
 
 
-def finalize(sweep: Sweep, log: Callable[[str], None] = print) -> dict:
+def finalize(
+    sweep: Sweep, log: Callable[[str], None] = print, device: str | torch.device | None = None
+) -> dict:
     """Once the trials to run are finished: prediction differences, samples, results.json, the
     report and SHA256SUMS. Returns the results.
+
+    ``device`` is where the prediction differences and samples run (default the CPU): the
+    training device, so that they take seconds on a GPU instead of minutes on its host's CPU.
 
     results.json covers every finished trial of the sweep in the directory, not only those of
     ``--trials``, so running a few trials never drops earlier results from it; unfinished
@@ -345,8 +396,22 @@ def finalize(sweep: Sweep, log: Callable[[str], None] = print) -> dict:
     options = sweep.config.report
     threads = trials[0].spec.train.threads
     torch.set_num_threads(threads)
-    log("computing prediction differences between seeds and samples")
-    pd = analysis.prediction_differences(groups, sweep.corpus, options.pd_batch_size)
+    # one group at a time (the same results as all at once), so that progress can be shown
+    compared = [g for g in sorted(groups) if len(groups[g]) > 1]
+    pieces = len(compared) + len(groups) + 1
+    progress = terminal.Progress(pieces, "finishing", log)
+    log(f"finishing: prediction differences, samples and the report ({pieces} steps)")
+    pd, samples = {}, {}
+    for group in compared:
+        progress.step(f"prediction differences of {group} ({len(groups[group])} seeds)")
+        pd.update(
+            analysis.prediction_differences(
+                {group: groups[group]}, sweep.corpus, options.pd_batch_size, device
+            )
+        )
+    for group in sorted(groups):
+        progress.step(f"sample of {group}")
+        samples.update(analysis.samples({group: groups[group]}, options, device))
     data = {
         "schema_version": results.SCHEMA_VERSION,
         "config": sweep.config.to_dict(),
@@ -362,7 +427,7 @@ def finalize(sweep: Sweep, log: Callable[[str], None] = print) -> dict:
         "trials": entries,
         "statistics": results.statistics(entries),
         "prediction_difference": pd,
-        "samples": analysis.samples(groups, options),
+        "samples": samples,
         "render": {
             "stack": results.rendering_stack(),
             "threads": threads,
@@ -370,7 +435,9 @@ def finalize(sweep: Sweep, log: Callable[[str], None] = print) -> dict:
         },
     }
     results.write_results(sweep.out, data)
+    progress.step("the report, its figures and audit.md")
     report.render_directory(sweep.out, reference=sweep.reference, log=log)
+    progress.close()
     (sweep.out / FAILED_FILE).unlink(missing_ok=True)
     write_manifest(sweep.out)
     return data
@@ -386,31 +453,45 @@ def dry_run_listing(
     """List the models, the trials and the estimated training time; train nothing; returns 0.
 
     ``owners`` (trial id -> rank, for a torchrun launch of ``world_size`` ranks) adds each
-    pending trial's rank, and the estimate becomes that of the busiest rank.
+    pending trial's rank, and the estimate becomes that of the busiest rank. The estimate
+    (:func:`estimate_seconds`) times a few training steps and an evaluation here first; its
+    basis is printed under it, wrapped to the terminal (80 columns when not a terminal).
+
+    Raises:
+        ValueError: as :func:`estimate_seconds`.
     """
     trials = sweep.trials
     pending = [t for t in trials if sweep.status(t) != "done"]
-    log(
+    width = terminal.width()
+    heading = (
         f"sweep {sweep.config.name!r}: {len(trials)} trial(s), {len(pending)} to train, "
         f"output {sweep.out}"
     )
+    for line in terminal.wrap(heading, width, indent="  ", first=""):
+        log(line)
     models = {t.spec.model: CharLM(t.spec.model).num_parameters() for t in trials}
     for model, n_params in models.items():
-        log(
-            f"  model {model.n_layer} layers x {model.n_embd} wide, {model.n_head} heads, "
+        text = (
+            f"model {model.n_layer} layers x {model.n_embd} wide, {model.n_head} heads, "
             f"context {model.block_size}, {model.activation}: {n_params:,} parameters"
         )
+        for line in terminal.wrap(text, width, indent="    ", first="  "):
+            log(line)
     for trial in trials:
         where = f"  rank {owners[trial.id]}" if owners and trial.id in owners else ""
         log(f"  {trial.id:<32} {sweep.status(trial)}{where}")
+    if pending:
+        log("  timing training steps and an evaluation here for the estimate (none kept)")
     if owners is None:
         seconds, how = estimate_seconds(sweep, pending)
     else:
         shares = [[t for t in pending if owners[t.id] == r] for r in range(world_size)]
         busiest = max(shares, key=lambda share: sum(t.spec.train.max_iters for t in share))
         seconds, how = estimate_seconds(sweep, busiest)
-        how += f"; busiest of {world_size} ranks, longer where ranks share a device"
-    log(f"estimated training time: {_fmt_duration(seconds)} ({how}); nothing trained")
+        how = f"the busiest of {world_size} ranks (longer where ranks share a device): {how}"
+    log(f"estimated training time: {estimate.format_duration(seconds)}; nothing trained")
+    for line in terminal.wrap(how, width, indent="  "):
+        log(line)
     return 0
 
 
@@ -423,29 +504,19 @@ def run_sweep(
     time_limit_s: float | None = None,
     log: Callable[[str], None] = print,
     sweep_options: dict | None = None,
+    on_start: Callable[[Sweep], None] | None = None,
+    on_trial_done: Callable[[Trial, dict], None] | None = None,
 ) -> int:
-    """The ``run`` command; returns the exit status (0 done, 1 a trial failed,
+    """The ``run`` command in one process; returns the exit status (0 done, 1 a trial failed,
     :data:`EXIT_TIME_LIMIT` stopped at the time limit, 130 interrupted).
 
     ``sweep_options`` go to :meth:`Sweep.open` (``overrides``, ``only``, ``reference``).
-
-    Started by torchrun with ``WORLD_SIZE`` > 1, this process is one rank of a distributed
-    sweep (:func:`reproduce.distributed.run_sweep`); otherwise it trains every trial itself.
+    ``on_start`` is called with the sweep once its directory is prepared, before training;
+    ``on_trial_done`` with each trial and its record as it finishes. The prediction
+    differences and samples run on the first trial's device. Under torchrun the command
+    line's ``run`` goes to :func:`reproduce.distributed.run_command` instead, which calls
+    this for a single process.
     """
-    from reproduce import distributed
-
-    world = distributed.world_from_env()
-    if world is not None and world.world_size > 1:
-        return distributed.run_sweep(
-            world,
-            config_path,
-            out,
-            data=data,
-            dry_run=dry_run,
-            time_limit_s=time_limit_s,
-            log=log,
-            sweep_options=sweep_options,
-        )
     start = time.monotonic()
     sweep = Sweep.open(config_path, out, data, **(sweep_options or {}))
     for device in sorted({t.spec.train.device for t in sweep.trials}):
@@ -463,10 +534,11 @@ def run_sweep(
     )
     sweep.out.mkdir(parents=True, exist_ok=True)
     sweep.write_sweep_file()
-    distributed.clear_rank_files(sweep.out)  # left by a killed torchrun launch
+    if on_start is not None:
+        on_start(sweep)
     deadline = start + time_limit_s if time_limit_s else None
     try:
-        failures = train_trials(sweep, trials, deadline=deadline, log=log)
+        failures = train_trials(sweep, trials, deadline=deadline, log=log, on_done=on_trial_done)
     except TrainingInterrupted as exc:
         write_manifest(sweep.out)
         if deadline is not None and time.monotonic() > deadline:
@@ -484,13 +556,32 @@ def run_sweep(
             file=sys.stderr,
         )
         return 1
-    finalize(sweep, log=log)
+    device = determinism.resolve_device(trials[0].spec.train.device) if trials else None
+    finalize(sweep, log=log, device=device)
     log(f"done: {sweep.out / results.RESULTS_FILE}")
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``run`` command."""
+def command_options(a: argparse.Namespace) -> dict:
+    """The :meth:`Sweep.open` options of parsed ``run`` arguments (``--set``, ``--trials``,
+    ``--reference``)."""
+    return {
+        "overrides": tuple(a.overrides),
+        "only": [s for s in a.trials.split(",") if s] if a.trials else None,
+        "reference": a.reference,
+    }
+
+
+def register(
+    subparsers: argparse._SubParsersAction,
+    command: Callable[[argparse.Namespace], int] | None = None,
+) -> argparse.ArgumentParser:
+    """Add the ``run`` command and return its parser.
+
+    ``command`` runs the parsed arguments (default: :func:`run_sweep` in this process);
+    :func:`reproduce.distributed.register` passes its own, which adds options and spreads
+    the sweep over torchrun's ranks.
+    """
     p = subparsers.add_parser(
         "run",
         help="train every trial of a sweep and write its results",
@@ -518,14 +609,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help=f"stop cleanly (state saved, exit {EXIT_TIME_LIMIT}) after this long",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="change one config value (TOML syntax), e.g. --set train.max_iters=30; repeatable",
-    )
+    add_override_option(p, "train.max_iters=30")
     p.add_argument(
         "--trials",
         default=None,
@@ -540,18 +624,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
 
     def run(a: argparse.Namespace) -> int:
-        options = {
-            "overrides": tuple(a.overrides),
-            "only": [s for s in a.trials.split(",") if s] if a.trials else None,
-            "reference": a.reference,
-        }
         return run_sweep(
             a.config,
             a.out,
             data=a.data,
             dry_run=a.dry_run,
             time_limit_s=a.time_limit,
-            sweep_options=options,
+            sweep_options=command_options(a),
         )
 
-    p.set_defaults(func=run)
+    p.set_defaults(func=command or run)
+    return p

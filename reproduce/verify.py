@@ -26,6 +26,7 @@ import argparse
 import math
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +39,20 @@ from charlm.io import sha256_file
 from charlm.metrics import EvalSet, evaluate
 from charlm.model import ModelConfig
 from charlm.train import WEIGHTS_FILE, TrainConfig, TrialSpec, train_trial
-from reproduce import analysis, report, results
-from reproduce.cli import UserError
+from reproduce import analysis, report, results, terminal
+from reproduce.errors import UserError
 from reproduce.manifest import check_manifest
 from reproduce.runner import TRIALS_DIR
 
-__all__ = ["TOLERANCES", "METRIC_TOLERANCES", "RELATIVE_TOLERANCE", "Row", "verify", "register"]
+__all__ = [
+    "TOLERANCES",
+    "METRIC_TOLERANCES",
+    "RELATIVE_TOLERANCE",
+    "Row",
+    "format_row",
+    "verify",
+    "register",
+]
 
 RELATIVE_TOLERANCE = 1e-9  # stored vs recomputed statistics
 PD_RELATIVE_TOLERANCE = 1e-6  # recomputed PD may differ in the last bits across thread counts
@@ -66,6 +75,7 @@ PASS, FAIL, NOT_DISTRIBUTED, PLATFORM_DIFFERS = (
     "not distributed",
     "platform differs",
 )
+VERDICT_WIDTH = max(len(v) for v in (PASS, FAIL, NOT_DISTRIBUTED, PLATFORM_DIFFERS))
 
 
 @dataclass(frozen=True)
@@ -386,16 +396,39 @@ def verify(
     retrain_ids: list[str] | None = None,
     data_path: str | None = None,
     work: str | Path | None = None,
+    on_row: Callable[[Row], None] | None = None,
+    progress: terminal.Progress | bool | None = False,
 ) -> list[Row]:
     """All checks of a run or published directory; see the module docstring.
+
+    Args:
+        directory: the run or published directory.
+        retrain_ids: trials to train again (``["all"]`` for every one), or None.
+        data_path: the corpus file (tiny Shakespeare: as for ``run``).
+        work: where retrained trials go (default: a temporary directory).
+        on_row: called with each row as soon as it is decided (the shipped weights' metrics
+            and the retrained trials one trial at a time), in the order of the result.
+        progress: a :class:`reproduce.terminal.Progress` to announce the slow checks on
+            (re-evaluating each trial, recomputing the analysis, retraining), True for one of
+            verify's own (a tqdm bar on a terminal, plain lines on stderr otherwise), False or
+            None for none.
 
     Raises:
         FileNotFoundError: no SHA256SUMS in ``directory``.
         UserError: an unknown trial id in ``retrain_ids``.
     """
     directory = Path(directory)
-    rows, data = check_integrity(directory)
+    rows: list[Row] = []
+
+    def add(new: list[Row]) -> None:
+        for row in new:
+            if on_row is not None:
+                on_row(row)
+            rows.append(row)
+
+    found, data = check_integrity(directory)
     if data is None:
+        add(found)
         return rows
     if retrain_ids:
         known = [t["id"] for t in data["trials"]]
@@ -403,7 +436,8 @@ def verify(
         unknown = sorted(set(ids) - set(known))
         if unknown:
             raise UserError(f"unknown trial id(s) {unknown}; this result has {known}")
-    rows += check_trial_dirs(directory, data)
+    add(found)
+    add(check_trial_dirs(directory, data))
     intact = {r.subject for r in rows if r.check == "weights" and r.verdict == PASS}
     corpus = None
     if intact or retrain_ids:
@@ -411,16 +445,42 @@ def verify(
             corpus = _corpus(data, data_path)
         except (OSError, ValueError) as exc:
             raise UserError(f"{exc} (verify evaluates shipped weights on it)") from None
-    if intact:
-        rows += check_metrics(directory, data, corpus, intact)
-    rows += check_analysis(directory, data, corpus, intact)
-    if retrain_ids:
-        if work is not None:
-            rows += retrain(data, ids, corpus, Path(work))
-        else:
+    evaluated = [t["id"] for t in data["trials"] if t["id"] in intact]
+    again = ids if retrain_ids else []
+    pieces = len(evaluated) + 1 + len(again)
+    own = progress is True
+    bar = terminal.Progress(pieces, "verify") if own else progress or None
+    if bar is not None and not own:
+        bar.set_total(pieces)
+    try:
+        for trial_id in evaluated:  # one trial at a time, so that rows come as decided
+            if bar is not None:
+                bar.step(f"re-evaluating {trial_id}", plain=False)
+            add(check_metrics(directory, data, corpus, {trial_id}))
+        if bar is not None:
+            bar.step("recomputing the statistics, prediction differences and report")
+        add(check_analysis(directory, data, corpus, intact))
+        if again:
             with tempfile.TemporaryDirectory(prefix="charlm-verify-") as tmp:
-                rows += retrain(data, ids, corpus, Path(tmp))
+                where = Path(work) if work is not None else Path(tmp)
+                for trial_id in again:
+                    if bar is not None:
+                        bar.step(f"retraining {trial_id}")
+                    add(retrain(data, [trial_id], corpus, where))
+    finally:
+        if own:
+            bar.close()
     return rows
+
+
+def format_row(row: Row, width: int | None = None) -> list[str]:
+    """One row as verify prints it while checking: verdict, check and subject, then the
+    detail, wrapped to ``width`` columns (default: :func:`reproduce.terminal.width`) with
+    continuation lines under the check."""
+    width = terminal.width() if width is None else width
+    indent = " " * (VERDICT_WIDTH + 1)
+    text = f"{row.check} {row.subject}" + (f": {row.detail}" if row.detail else "")
+    return terminal.wrap(text, width, indent=indent, first=f"{row.verdict:<{VERDICT_WIDTH}} ")
 
 
 def format_rows(rows: list[Row]) -> str:
@@ -440,8 +500,15 @@ def _command(args: argparse.Namespace) -> int:
     ids = None
     if args.retrain:
         ids = ["all"] if args.retrain == "all" else [s for s in args.retrain.split(",") if s]
-    rows = verify(args.dir, ids, args.data, args.work)
-    print(format_rows(rows))
+    width = terminal.width()
+    with terminal.Progress(0, "verify") as bar:  # its total is set once the checks are known
+
+        def show(row: Row) -> None:
+            for line in format_row(row, width):
+                bar.write(line)
+
+        bar.write(f"{'verdict':<{VERDICT_WIDTH}} check subject: detail")
+        rows = verify(args.dir, ids, args.data, args.work, on_row=show, progress=bar)
     failed = [r for r in rows if r.verdict == FAIL]
     counts = {
         v: sum(r.verdict == v for r in rows)
@@ -450,7 +517,8 @@ def _command(args: argparse.Namespace) -> int:
     print(", ".join(f"{n} {v}" for v, n in counts.items() if n))
     if failed:
         names = ", ".join(sorted({r.subject for r in failed}))
-        print(f"verification FAILED: {names}")
+        failed_line = f"verification FAILED: {names}"
+        print("\n".join(terminal.wrap(failed_line, width, indent="  ", first="")))
         return 1
     print("verification passed")
     return 0

@@ -338,9 +338,27 @@ def test_cli_prints_the_table(capsys):
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("relu-mean-val-loss "))
     assert line.split()[1:4] == ["1.5555", "1.55930", "inconsistent"]
-    line = next(x for x in out.splitlines() if x.startswith("swish-sd-val-loss "))
-    assert "consistent" in line.split() and "population (ddof=0)" in line
+    lines = out.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("swish-sd-val-loss "))
+    assert "consistent" in lines[at].split()
+    assert lines[at + 1].split() == ["0.02302", "(ddof=1)"]  # the recomputed cell, wrapped
+    assert lines[at + 2].startswith("    matches the population (ddof=0) value")  # its note
     assert "124 claims" in out
+    assert max(map(len, lines)) <= 80  # not a terminal: 80 columns
+
+
+def test_cli_fits_the_terminal_and_audit_md_keeps_full_lines():
+    rows = audit.audit_file(REFERENCE)
+    full = audit.format_table(rows)
+    assert max(map(len, full.splitlines())) > 300  # one line per claim, as audit.md has it
+    assert audit.format_table(rows, 400) == full  # wide enough: unchanged
+    for width in (80, 120):
+        fitted = audit.format_table(rows, width).splitlines()
+        assert max(map(len, fitted)) <= width
+        assert fitted[-1] == "124 claims: 63 consistent, 24 not checkable, 37 inconsistent"
+        text = " ".join(" ".join(fitted).split())
+        for row in rows:  # every claim, its verdict and its note are all still there
+            assert row["verdict"] in text and " ".join(row["note"].split()) in text
 
 
 def test_cli_json_rows(capsys, tmp_path, reference):

@@ -101,3 +101,107 @@ def test_base_settings_exclude_sweep_axes(tmp_path):
         "c",
     )
     assert a.base_settings() == b.base_settings() != c.base_settings()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t + "\n[data]\npath = 5\n", "[data] path = 5 must be a file name (a string)"),
+        (lambda t: t.replace("n_layer = 1", 'n_layer = "1"'), '[model] n_layer = "1" must be an'),
+        (lambda t: t.replace("dropout = 0.1", "dropout = true"), "dropout = true must be a number"),
+        (lambda t: t.replace("[model]", "[model]\nbias = 1"), "[model] bias = 1 must be true or"),
+        (
+            lambda t: t.replace("[model]", '[model]\ndropout_sites = "embedding"'),
+            '[model] dropout_sites = "embedding" must be a list of strings',
+        ),
+        (lambda t: t.replace("lr = 3e-3", 'lr = "3e-3"'), '[train] lr = "3e-3" must be a number'),
+        (lambda t: t.replace('precision = "fp32"', "precision = 32"), "precision = 32 must be a"),
+        (lambda t: t.replace("threads = 2", "threads = 2.0"), "threads = 2.0 must be an integer"),
+        (lambda t: "name = 3\n" + t.replace('name = "tiny"\n', ""), "name = 3 must be a string"),
+        (
+            lambda t: t.replace('activations = ["relu", "gelu"]', "activations = [1]"),
+            "[sweep] activations = [1] must be a non-empty list of names",
+        ),
+        (
+            lambda t: t + '\n[sweep.grid]\nbeta1 = [0.9, "0.95"]\n',
+            '[sweep.grid] beta1 = [0.9, "0.95"]: "0.95" must be a number',
+        ),
+        (
+            lambda t: t.replace("seeds = [0, 1]", 'seeds = [0, 1]\ndata_seeds = ["a", 1]'),
+            '[sweep] data_seeds: "a" must be an integer',
+        ),
+        (lambda t: t.replace("sample_tokens = 40", "sample_tokens = 2.5"), "sample_tokens = 2.5"),
+        (lambda t: t.replace("[report]", "[report]\nsample_prompt = 7"), "sample_prompt = 7"),
+        (lambda t: t.replace("[report]", "[report]\nsample_top_k = 1.5"), "sample_top_k = 1.5"),
+    ],
+)
+def test_every_value_has_its_type_checked(tmp_path, edit, message):
+    path = write_sweep(tmp_path / "c.toml")
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+
+
+def test_a_dict_round_trip_keeps_its_none_values(tmp_path):
+    config = load_config(write_sweep(tmp_path / "c.toml"))
+    again = SweepConfig.from_dict(config.to_dict(), "again")
+    assert again == config and again.report.sample_top_k is None and again.data_path is None
+
+
+# Values that could only fail at the end of a run (sampling, the report) or in every trial are
+# refused before anything is trained or written: by `run` and by `run --dry-run`.
+SEED_LIMIT = "18446744073709551616"  # 2**64: one more than a torch generator takes
+REFUSED = [
+    ('report.sample_prompt="ROMEO\u20ac"', "has characters that are not in the corpus: '\u20ac'"),
+    ('report.sample_prompt=""', "report.sample_prompt must contain at least one character"),
+    ("report.sample_tokens=-1", "report.sample_tokens must be 0 or more, got -1"),
+    ("report.sample_temperature=0", "report.sample_temperature must be a positive number"),
+    ("report.sample_temperature=nan", "report.sample_temperature must be a positive number"),
+    ("report.sample_top_k=0", "report.sample_top_k must be at least 1, got 0"),
+    (f"report.sample_seed={SEED_LIMIT}", "report.sample_seed must be between 0 and"),
+    ("report.sample_seed=-1", "report.sample_seed must be between 0 and"),
+    ("report.pd_batch_size=0", "report.pd_batch_size must be at least 1, got 0"),
+    ("sweep.seeds=[99999999999999999999]", "99999999999999999999 must be between 0 and"),
+    (f"sweep.data_seeds=[{SEED_LIMIT}, 1]", f"data_seeds: {SEED_LIMIT} must be between 0 and"),
+    ("model.block_size=200000", "model.block_size 200000 does not fit the data"),
+    ("data.path=5", "[data] path = 5 must be a file name"),
+    ('train.lr="fast"', '[train] lr = "fast" must be a number'),
+]
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "run"])
+@pytest.mark.parametrize(("override", "message"), REFUSED, ids=[o for o, _ in REFUSED])
+def test_values_that_would_fail_later_are_refused_before_training(
+    tmp_path, data_path, capsys, override, message, dry_run
+):
+    from reproduce.cli import main
+
+    config = write_sweep(tmp_path / "tiny.toml")
+    out = tmp_path / "out"
+    args = ["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]
+    code = main([*args, "--set", override] + (["--dry-run"] if dry_run else []))
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert message in captured.err
+    assert captured.out == "" and not out.exists()  # nothing listed, trained or written
+
+
+def test_a_missing_reference_is_refused_before_training(tmp_path, data_path, capsys):
+    from reproduce.cli import main
+
+    config = write_sweep(tmp_path / "tiny.toml")
+    out = tmp_path / "out"
+    args = ["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]
+    assert main([*args, "--reference", str(tmp_path / "nope.json")]) == 2
+    captured = capsys.readouterr()
+    assert "reference file" in captured.err and "not found" in captured.err
+    assert captured.err.count("\n") == 1 and not out.exists()
+
+
+def test_the_largest_seed_a_generator_takes_is_accepted(tmp_path):
+    path = write_sweep(tmp_path / "c.toml", seeds=(0, 2**64 - 1))
+    config = load_config(path, [f"report.sample_seed={2**64 - 1}"])
+    assert config.seeds == (0, 2**64 - 1) and config.report.sample_seed == 2**64 - 1

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 from matplotlib import font_manager
+from matplotlib.collections import LineCollection
 from PIL import Image
 from scipy import stats as sps
 
@@ -325,7 +326,8 @@ def test_markdown_and_html_show_the_same_numbers(run_dir):
     parser.feed(files["report.html"].decode("utf-8"))
     assert len(md) == len(parser.tables) >= 11
     assert md == parser.tables
-    assert parser.tables[-2][0] == ["Figure", "tiny", "tiny"]  # the comparison table
+    assert parser.tables[-3][0] == ["Figure", "tiny", "tiny"]  # the comparison table
+    assert parser.tables[-2][0] == ["Setting", "Value", "Set by", "Published study"]
     summary = parser.tables[0]
     assert summary[0][:4] == ["Rank", "Activation", "n", "Val loss (mean ± SD)"]
     data = results.load_results(run_dir)
@@ -386,3 +388,83 @@ def test_one_seed_renders_without_intervals_or_pairs(data):
     by_name = {f.name: f for f in rendered}
     assert "No interval is drawn where it is undefined" in by_name["final_val_loss"].caption
     assert all(png_size(f.png) == SINGLE_CELL_SIZES[f.name] for f in rendered)
+
+
+def test_figures_follow_the_config_order_and_keep_colours_by_name(data):
+    assert data["config"]["sweep"]["activations"] == ["relu", "gelu"]
+    order = figures.activation_order(data)
+    assert order == ["relu", "gelu"]
+    assert list(figures.final_val_loss_series(data)["all"]) == order
+    assert list(figures.accuracy_gap_series(data)["all"]) == order
+    assert list(figures.relative_pd_series(data)["all"]) == order
+    assert list(figures.loss_series(data["trials"], "val_loss", order)["all"]) == order
+    colours = figures.activation_colours(data["trials"], order)
+    assert list(colours) == order  # the legend's order
+    assert colours == figures.activation_colours(data["trials"])  # same colour per name
+    # an activation the config no longer lists comes last
+    extra = copy.deepcopy(data)
+    extra["config"]["sweep"]["activations"] = ["gelu"]
+    assert figures.activation_order(extra) == ["gelu", "relu"]
+
+
+def _with_gaps(data: dict, gaps: dict[str, list[float]]) -> dict:
+    """``data`` with each trial's train accuracy set to its val accuracy plus the given gap
+    (percentage points; per activation, by seed) and the statistics recomputed."""
+    out = copy.deepcopy(data)
+    for trial in out["trials"]:
+        trial["final"]["train_accuracy"] = (
+            trial["final"]["val_accuracy"] + gaps[trial["activation"]][trial["seed"]]
+        )
+    out["statistics"] = results.statistics(out["trials"])
+    return out
+
+
+def test_gap_whiskers_are_the_t_interval_of_the_mean_and_the_caption_says_why(data):
+    # two seeds whose gaps are both above 0: the t interval of their mean (1 degree of freedom,
+    # 12.71 standard errors) reaches below 0, correctly
+    wide = _with_gaps(data, {"relu": [0.2, 1.0], "gelu": [3.0, 3.1]})
+    series = figures.accuracy_gap_series(wide)["all"]
+    for activation, gaps in (("relu", [0.2, 1.0]), ("gelu", [3.0, 3.1])):
+        got = series[activation]
+        assert got["values"] == pytest.approx(gaps, abs=1e-9)
+        mean, sem = sum(gaps) / 2, abs(gaps[1] - gaps[0]) / 2
+        low, high = sps.t.interval(0.95, df=1, loc=mean, scale=sem)
+        assert got["ci_low"] == pytest.approx(low, rel=1e-9)
+        assert got["ci_high"] == pytest.approx(high, rel=1e-9)
+    assert series["relu"]["ci_low"] < 0 < min(series["relu"]["values"])
+    assert series["gelu"]["ci_low"] > 0
+    # the drawn whisker spans exactly the stored interval
+    with figures.style():
+        fig = figures._draw_points(
+            {"all": series},
+            figures.activation_colours(wide["trials"], ["relu", "gelu"]),
+            "gap",
+            "gap",
+            zero_line=True,
+        )
+    whiskers = [
+        c.get_segments()[0] for c in fig.axes[0].collections if isinstance(c, LineCollection)
+    ]
+    assert len(whiskers) == 2
+    for segment, activation in zip(whiskers, ("relu", "gelu"), strict=True):
+        (_, y0), (_, y1) = segment
+        assert (y0, y1) == pytest.approx(
+            (series[activation]["ci_low"], series[activation]["ci_high"])
+        )
+    note = figures.interval_note({"all": series}, zero_line=True)
+    t_multiple = sps.t.ppf(0.975, df=1)
+    assert f"with 2 seeds the interval is the mean ± {t_multiple:.2f} standard errors" in note
+    assert "(Student t, 1 degree of freedom)" in note
+    assert (
+        "Here the interval of relu reaches below 0 although each of its trials is above 0" in note
+    )
+    caption = {f.name: f.caption for f in figures.render_figures(wide)}["accuracy_gap"]
+    assert note in caption and "relu" not in figures.interval_note({"all": series})
+
+
+def test_interval_note_of_the_tiny_sweep_names_no_crossing_where_none_is(data):
+    series = figures.accuracy_gap_series(data)["all"]
+    crossing = [a for a, s in series.items() if s["ci_low"] < 0 < min(s["values"])]
+    note = figures.interval_note({"all": series}, zero_line=True)
+    assert ("Here the interval" in note) == bool(crossing)
+    assert f"mean ± {sps.t.ppf(0.975, df=1):.2f} standard errors" in note

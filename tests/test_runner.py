@@ -114,7 +114,8 @@ def test_corrupted_weights_are_named_and_trained_again_to_the_same_bits(
     assert main(["run", "--config", str(config), "--out", str(copy), "--data", str(data_path)]) == 0
     logged = capsys.readouterr().out
     assert "4 trial(s), 1 to train" in logged
-    assert "gelu-s1 (its weights are missing or do not match their recorded digest" in logged
+    said = " ".join(logged.split())  # lines wrap at 80 columns
+    assert "gelu-s1 (its weights are missing or do not match their recorded digest" in said
     assert sha256_file(path) == original
 
 
@@ -339,3 +340,142 @@ def test_config_records_match_results(finished):
     config, out = finished
     data = load_results(out)
     assert data["config"] == load_config(config).to_dict()
+
+
+# ---------------------------------------------------------------------------------------------
+# the time estimate: one rule, checked against recorded times (nothing here is timed)
+
+
+def test_evaluations_left_counts_what_train_trial_evaluates(finished):
+    from reproduce.estimate import evaluations_left
+
+    _, out = finished
+    curves = load_results(out)["trials"][0]["curves"]
+    assert [c["step"] for c in curves] == [0, 4, 8]
+    assert evaluations_left(8, 4) == len(curves) == 3
+    assert evaluations_left(500, 50) == 11  # partial.toml: steps 0, 50, ..., 500
+    assert evaluations_left(1500, 250) == 7  # cpu.toml
+    assert evaluations_left(10, 4) == 4  # 0, 4, 8 and the final 10
+    assert evaluations_left(10, 4, start=4) == 2  # resumed after the evaluation at 4: 8, 10
+    assert evaluations_left(10, 4, start=5) == 2
+    assert evaluations_left(10, 4, start=10) == 0
+    with pytest.raises(ValueError, match="start"):
+        evaluations_left(10, 4, start=11)
+
+
+def test_the_rule_with_the_readmes_recorded_step_time(tmp_path, data_path, monkeypatch, capsys):
+    """partial.toml at the README's recorded 1,742 ms/iter: 15 trials x 500 steps, plus 11
+    evaluations of 4.0 s and 2.5 s of setup per trial, and the first trial's 7.5 s more once."""
+    from reproduce import estimate
+
+    recorded = estimate.Timings(1.742, 4.0, 2.5, "recorded", once_s=7.5)
+    calls = []
+
+    def measure(spec, corpus, activations=()):
+        calls.append((spec.model.activation, activations))
+        return {a: recorded for a in (spec.model.activation, *activations)}
+
+    monkeypatch.setattr(estimate, "measure", measure)
+    sweep = runner.Sweep.open("configs/partial.toml", tmp_path / "p", str(data_path))
+    seconds, how = runner.estimate_seconds(sweep, sweep.trials)
+    assert seconds == pytest.approx(15 * (500 * 1.742 + 11 * 4.0 + 2.5) + 7.5)  # 13,770 s
+    assert estimate.format_duration(seconds) == "3h49m"
+    assert calls == [("gelu", ("gelu", "relu", "smelu-0.5", "smelu-1.0", "swish"))]  # once
+    assert how.startswith("15 trial(s), 7,500 steps in all; recorded with gelu")
+    assert runner.dry_run_listing(sweep) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "estimated training time: 3h49m; nothing trained" in out
+    assert max(map(len, out[1:])) <= 80  # the first line names the (temporary) directory
+
+
+def test_the_rule_from_recorded_trials_predicts_the_recorded_sweep():
+    """artifacts/cpu's own records: each seed-42 trial's times, by the rule, give its
+    activation's other trials; the 15 trials' recorded 29 minutes are predicted within 1%."""
+    from reproduce import estimate
+
+    trials = load_results("artifacts/cpu")["trials"]
+    config = load_config("configs/cpu.toml")
+    spec = {t.id: t.spec for t in config.trials(65)}
+    first = {t["group"]: t for t in trials if t["seed"] == 42}
+    for record in first.values():  # a trial's own times give back its wall time exactly
+        times = estimate.timings_from_records([record])
+        alone = estimate.trial_seconds(spec[record["id"]].train, times)
+        assert alone == pytest.approx(record["wall_time_s"], rel=1e-9)
+    predicted = sum(
+        estimate.trial_seconds(
+            spec[t["id"]].train, estimate.timings_from_records([first[t["group"]]])
+        )
+        for t in trials
+    )
+    recorded = sum(t["wall_time_s"] for t in trials)
+    assert recorded == pytest.approx(1738.35, abs=0.01)
+    assert predicted == pytest.approx(recorded, rel=0.01)
+
+
+def test_the_running_estimate_uses_the_same_rule(finished):
+    from reproduce import estimate
+
+    config, out = finished
+    sweep = runner.Sweep.open(config, out)
+    trials = sweep.trials
+    records = [json.loads((sweep.trial_dir(t) / "trial.json").read_text()) for t in trials]
+    trained = [(trials[0], records[0], records[0]["wall_time_s"] + 1.5)]  # 1.5 s to set up
+    assert runner._eta_note(sweep, trials[1:], []) == ""  # nothing trained yet: no figure
+    times = estimate.timings_from_records([records[0]], [trained[0][2]])
+    assert times.setup_s == pytest.approx(1.5)
+    expected = sum(estimate.trial_seconds(t.spec.train, times) for t in trials[1:])
+    assert expected == pytest.approx(3 * (records[0]["wall_time_s"] + 1.5))
+    note = runner._eta_note(sweep, trials[1:], trained)
+    assert note == f", about {estimate.format_duration(expected)} of training left"
+
+
+def test_the_dry_run_says_what_its_estimate_is_based_on(finished, data_path, tmp_path, capsys):
+    config, _ = finished
+    out = tmp_path / "dry"
+    args = ["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]
+    assert main([*args, "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("estimated training time: "))
+    basis = " ".join(" ".join(lines[at + 1 :]).split())
+    assert basis.startswith("4 trial(s), 32 steps in all; measured here at the config's size:")
+    assert "per step at batch 8" in basis and "per evaluation of 13944 windows" in basis
+    assert "relu -" in basis or "relu +" in basis  # its activation's own cost
+    assert max(map(len, lines[1:])) <= 80 and not out.exists()
+
+
+def test_finalize_shows_its_progress_and_writes_the_same_results(finished, tmp_path):
+    _, out = finished
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    config, _ = finished
+    lines = []
+    runner.finalize(runner.Sweep.open(config, copy), log=lines.append)
+    assert lines[:6] == [
+        "finishing: prediction differences, samples and the report (5 steps)",
+        "  [1/5] prediction differences of gelu (2 seeds)",
+        "  [2/5] prediction differences of relu (2 seeds)",
+        "  [3/5] sample of gelu",
+        "  [4/5] sample of relu",
+        "  [5/5] the report, its figures and audit.md",
+    ]
+    for name in ("results.json", "report.md", "audit.md", "SHA256SUMS"):
+        assert (copy / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_measure_counts_the_first_trials_extra_once(corpus):
+    """A real measurement at the tiny size: every activation gets its step, evaluation and
+    per-trial setup time; only the measured activation carries the once-per-process extra,
+    which the sweep's estimate adds once."""
+    from conftest import tiny_spec
+
+    from reproduce import estimate
+
+    activations = ("gelu", "relu", "swish")
+    times = estimate.measure(tiny_spec(0), corpus, activations, min_steps=6, max_steps=6)
+    assert list(times) == ["gelu", "relu", "swish"]
+    gelu = times["gelu"]
+    assert gelu.step_s > 0 and gelu.eval_s > 0 and gelu.setup_s > 0 and gelu.once_s >= 0
+    assert "(median of 6 after a warm-up step)" in " ".join(gelu.basis.split())
+    for name in ("relu", "swish"):
+        assert times[name].setup_s == gelu.setup_s and times[name].once_s == 0.0
+        assert times[name].basis.startswith(f"{name} ") and times[name].step_s >= 0
