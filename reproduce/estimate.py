@@ -152,12 +152,13 @@ def measure(
 ) -> dict[str, Timings]:
     """Time one trial's work at its real size on this machine, training nothing to keep.
 
-    Builds the trial's model and optimizer twice (:meth:`charlm.train.TrainingSetup.build`,
-    which seeds and configures this process as training does; the second build is what each
-    later trial pays), takes one untimed warm-up step, then times between ``min_steps`` and
+    Builds the trial's model and optimizer twice (:meth:`charlm.train.TrainingSetup.build`, which
+    seeds and configures this process as training does; the second build is what each later
+    trial pays), takes one untimed warm-up step, then times between ``min_steps`` and
     ``max_steps`` training steps (their median; stopping once they took ``budget_s``); times one
     untimed and then up to three evaluation batches of ``eval_batch_size`` windows (within
-    ``budget_s``) and scales them to the evaluation's windows; and times one state save into a temporary directory.
+    ``budget_s``) and scales them to the evaluation's windows; and times one state save into a
+    temporary directory.
 
     For each other name in ``activations`` the same model with that activation differs only in
     its MLPs' activation: its step and evaluation times are the measured ones plus, per layer,

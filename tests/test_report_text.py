@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from reproduce import report, results
+from reproduce import report, report_context, results
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_tukey_pairs_are_oriented_in_config_order(md, data):
     assert diff == f"{-stored['mean_diff']:.4f}"
     assert ci == f"[{-stored['tukey_ci_high']:.4f}, {-stored['tukey_ci_low']:.4f}]"
     assert d == f"{-stored['cohens_d']:.2f}"
-    assert p == report._fmt_p(stored["tukey_p"])
+    assert p == report_context.format_p(stored["tukey_p"])
     assert significant == ("yes" if stored["tukey_significant"] else "no")
 
 
