@@ -18,7 +18,6 @@ and standard-library calls that Python 3.8 accepts until the version has been ch
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import os
 import sys
@@ -64,7 +63,6 @@ PROJECT_MODULES = (
     "reproduce.publish",
     "reproduce.verify",
 )
-TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
 
 class NotReady(Exception):
@@ -201,18 +199,20 @@ def _cuda_record(torch, require: bool) -> dict:
 
 
 def _check_data(path: str) -> str:
+    """The data file's SHA-256, checked against tiny Shakespeare's (run after the project's
+    modules imported, so their digest helpers are at hand)."""
+    from charlm.data import TINY_SHAKESPEARE_SHA256
+    from charlm.io import sha256_file
+
     if not os.path.isfile(path):
         raise NotReady(f"preflight: data file {path} not found (tiny Shakespeare's input.txt)")
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != TINY_SHAKESPEARE_SHA256:
+    digest = sha256_file(path)
+    if digest != TINY_SHAKESPEARE_SHA256:
         raise NotReady(
-            f"preflight: {path} is not tiny Shakespeare (SHA-256 {digest.hexdigest()[:16]}..., "
+            f"preflight: {path} is not tiny Shakespeare (SHA-256 {digest[:16]}..., "
             f"expected {TINY_SHAKESPEARE_SHA256[:16]}...)"
         )
-    return digest.hexdigest()
+    return digest
 
 
 def check(device: str = "auto", data: str | None = None, environ=None) -> dict:

@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from conftest import REPO, tiny_spec, write_sweep
+from conftest import REPO, run_group, tiny_spec, write_sweep
 
 from charlm.data import Corpus
 from charlm.io import sha256_file
@@ -100,22 +100,7 @@ def said(stdout, rank, text):
 def torchrun(config, out, data_path, *extra):
     """Run :func:`launch`'s command to its end (cwd: the repository)."""
     command, env = launch(config, out, data_path, *extra)
-    with subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        start_new_session=True,  # on a timeout the ranks are killed with torchrun
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        try:
-            stdout, stderr = proc.communicate(timeout=LAUNCH_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise
-    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+    return run_group(command, LAUNCH_TIMEOUT_S, cwd=REPO, env=env)
 
 
 # --- the rules -------------------------------------------------------------------------------

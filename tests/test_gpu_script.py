@@ -19,7 +19,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -27,7 +26,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, run_group
 
 from charlm.io import sha256_file
 from reproduce import preflight
@@ -147,26 +146,6 @@ def script_env(root: Path, *, awk: str | None = None, **extra: str) -> dict:
     return env
 
 
-def run_group(command: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
-    """``subprocess.run`` in a session of its own: on a timeout every process it started (the
-    preflight, torchrun's ranks) is killed with it, not only the first."""
-    with subprocess.Popen(
-        command,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    ) as proc:
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise
-    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
-
-
 def run_script(args: list[str], env: dict, timeout: float = 1200) -> subprocess.CompletedProcess:
     return run_group(["bash", str(SCRIPT), *args], timeout, env=env)
 
@@ -267,12 +246,6 @@ def test_preflight_parses_as_old_python():
     # it must get as far as its version check on any Python 3 a machine may have
     for path in (REPO / "reproduce" / "preflight.py", REPO / "reproduce" / "__init__.py"):
         ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 8))
-
-
-def test_preflight_knows_tiny_shakespeares_digest():
-    from charlm.data import TINY_SHAKESPEARE_SHA256
-
-    assert preflight.TINY_SHAKESPEARE_SHA256 == TINY_SHAKESPEARE_SHA256
 
 
 def test_preflight_packages_cover_the_projects_dependencies():
