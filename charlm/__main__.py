@@ -1,11 +1,19 @@
-"""``python -m charlm sample --checkpoint PATH --prompt TEXT``: print generated text."""
+"""The library's command line.
+
+``python -m charlm sample --checkpoint PATH --prompt TEXT``: print generated text.
+``python -m charlm platform``: this machine's platform as a trial would record it (what decides
+whether a published trial can be retrained here bit for bit).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
+from charlm import platforms
 from charlm.checkpoint import load_weights
+from charlm.determinism import resolve_device
 from charlm.sample import DEFAULT_TEMPERATURE, DEFAULT_TOKENS, sample_text
 
 
@@ -40,7 +48,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--top-k", type=int, default=None, help="keep the k most likely (default: all)")
     p.add_argument("--seed", type=int, default=0, help="sampling generator seed")
+    p = sub.add_parser(
+        "platform",
+        help="print this machine's platform record (what decides bit-identity)",
+        description="Print the platform record a trial run here would carry: the CPU (vendor, "
+        "family, model, stepping, the instruction set torch dispatches to, native bf16), the "
+        "thread count, the library versions. Two trials can be compared bit for bit only "
+        "when their records agree (charlm/platforms.py).",
+        formatter_class=_DefaultsFormatter,
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=2, help="the trial's intra-op thread count")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="precision")
+    p.add_argument("--json", action="store_true", help="the whole record as JSON")
     args = parser.parse_args(argv)
+    if args.command == "platform":
+        return _platform(args)
     try:
         model, chars = load_weights(args.checkpoint)
         text = sample_text(
@@ -50,6 +73,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(text)
+    return 0
+
+
+def _platform(args: argparse.Namespace) -> int:
+    try:
+        device = resolve_device(args.device)
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: --device: {exc}", file=sys.stderr)
+        return 2
+    env = platforms.record(device, args.precision, args.threads)
+    if args.json:
+        print(json.dumps(env, indent=2, sort_keys=True))
+        return 0
+    print(platforms.describe(env))
+    for key in platforms.BIT_KEYS[device.type]:
+        print(f"  {key:<17} {env[key]}")
     return 0
 
 

@@ -1,29 +1,23 @@
-"""Deterministic execution: seeds, deterministic kernels, thread count, and the platform record.
+"""Deterministic execution: seeds, deterministic kernels and the thread count.
 
 Bit-exact results are a same-platform promise: PyTorch guarantees nothing across releases,
 platforms, or CPU vs GPU (PyTorch docs, "Reproducibility"). On the CPU the intra-op thread count
 changes the order of floating-point reductions, hence the bits, so it is a setting enforced here
-and recorded. :func:`platform_record` says what a result depends on; two results may be compared
-bit for bit only when their records' :data:`PLATFORM_KEYS` agree.
+and recorded. :mod:`charlm.platforms` records what else a result depends on and decides when
+two results may be compared bit for bit.
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import random
-from importlib import metadata
 
 import numpy as np
 import torch
 
-from charlm import cpu
-
 __all__ = [
     "CUBLAS_WORKSPACE_CONFIG",
-    "PLATFORM_KEYS",
     "configure",
-    "platform_record",
     "resolve_device",
     "seed_everything",
 ]
@@ -31,22 +25,6 @@ __all__ = [
 # cuBLAS needs a fixed workspace for deterministic matmuls (CUDA docs, "cuBLAS reproducibility").
 CUBLAS_WORKSPACE_CONFIG = ":4096:8"
 VALID_CUBLAS = (":4096:8", ":16:8")
-# The keys of a platform record that must agree for a bit-for-bit comparison. A key missing from
-# a record made before it was added is not compared (cpu_bf16: records before bf16 on CPUs).
-PLATFORM_KEYS = (
-    "device_type",
-    "device_name",
-    "cpu_model",
-    "machine",
-    "threads",
-    "torch",
-    "cuda",
-    "cudnn",
-    "numpy",
-    "python",
-    "precision",
-    "cpu_bf16",
-)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -130,55 +108,4 @@ def configure(seed: int, threads: int, allow_tf32: bool = False) -> dict:
         "allow_tf32": allow_tf32,
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         "pythonhashseed": os.environ.get("PYTHONHASHSEED"),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def platform_record(device: torch.device, precision: str) -> dict:
-    """What a result's bits depend on: device, processor, thread count, library versions.
-
-    Args:
-        device: the device the trial ran on.
-        precision: the resolved precision (``fp32`` or ``bf16``).
-
-    Returns:
-        a JSON-serialisable dict containing at least :data:`PLATFORM_KEYS`; ``cpu_bf16`` is the
-        CPU's native bf16 arithmetic (:func:`charlm.cpu.bf16_capability`), which decides what
-        ``precision = "auto"`` resolves to on the CPU; ``allocator`` says whether freed memory
-        is kept for reuse (:func:`charlm.cpu.keep_freed_memory`; speed only, no result).
-    """
-    cuda = device.type == "cuda"
-    return {
-        "device_type": device.type,
-        "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
-        "cpu_model": _cpu_model(),
-        "machine": platform.machine(),
-        "os": platform.platform(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda if cuda else None,
-        "cudnn": torch.backends.cudnn.version() if cuda else None,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "safetensors": _version("safetensors"),
-        "precision": precision,
-        "cpu_bf16": cpu.bf16_capability(),
-        "allocator": cpu.allocator_state(),
     }

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from charlm import checkpoint, cpu, determinism
+from charlm import checkpoint, cpu, determinism, platforms
 from charlm.data import Corpus, batch_seed, get_batch
 from charlm.io import atomic_write_json, atomic_write_text, sha256_file
 from charlm.memory import TrainingOutOfMemory, out_of_memory
@@ -230,6 +230,19 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     return "bf16" if device.type == "cuda" or cpu.bf16_native() else "fp32"
+
+
+def _time_left(step: int, max_iters: int, steps_done: int, seconds: float) -> str:
+    """``", ~4m left"``: the steps still to take at this process's pace so far (its steps and
+    evaluations together); "" before the first step or after the last."""
+    if steps_done <= 0 or step >= max_iters:
+        return ""
+    left = (max_iters - step) * seconds / steps_done
+    if left < 60:
+        return f", ~{left:.0f}s left"
+    if left < 3600:
+        return f", ~{left / 60:.0f}m left"
+    return f", ~{left // 3600:.0f}h{left % 3600 / 60:02.0f}m left"
 
 
 def is_finished(trial_dir: str | Path) -> bool:
@@ -497,6 +510,14 @@ def _train_trial(
     def elapsed() -> float:
         return elapsed0 + time.perf_counter() - session_start
 
+    def here() -> float:  # seconds since this process started (or resumed) the trial
+        return time.perf_counter() - session_start
+
+    start_step = book["step"]
+
+    def steps_here() -> int:
+        return step - start_step
+
     def save(at_step: int) -> None:
         book.update(step=at_step, elapsed_s=elapsed())
         where["phase"] = "save"
@@ -541,7 +562,7 @@ def _train_trial(
                     write(
                         f"  step {step:>6}/{cfg.max_iters}  train {tr['loss']:.4f}  "
                         f"val {va['loss']:.4f}  val acc {va['accuracy']:.2f}%  "
-                        f"{elapsed():.0f}s"
+                        f"{elapsed():.0f}s{_time_left(step, cfg.max_iters, steps_here(), here())}"
                     )
                 segment_start, segment_steps = time.perf_counter(), 0
             if step == cfg.max_iters:
@@ -603,7 +624,7 @@ def _train_trial(
             "vocab_size": corpus.vocab_size,
         },
         "determinism": setup.determinism,
-        "environment": determinism.platform_record(device, setup.precision),
+        "environment": platforms.record(device, setup.precision),
         "resumed_at_steps": book["resumed_at"],
     }
     atomic_write_json(out_dir / RECORD_FILE, record)

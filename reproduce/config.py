@@ -22,6 +22,7 @@ cannot serve) are refused too, so a sweep never trains for hours and then fails 
 from __future__ import annotations
 
 import argparse
+import difflib
 import itertools
 import json
 import math
@@ -477,6 +478,22 @@ def add_override_option(parser: argparse.ArgumentParser, example: str) -> None:
     )
 
 
+SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _nearest_config(path: Path) -> str:
+    """ "did you mean configs/X.toml?" for the shipped config whose name is nearest to
+    ``path``'s (difflib's ratio), else the list of shipped configs."""
+    shipped = sorted(p.name for p in SHIPPED_CONFIGS.glob("*.toml"))
+    if not shipped:
+        return "no shipped configs found"
+    name = path.name if path.suffix == ".toml" else path.name + ".toml"
+    close = difflib.get_close_matches(name, shipped, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean configs/{close[0]}?"
+    return "the shipped configs are configs/" + ", configs/".join(shipped)
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
     """Read and validate a sweep config file, with optional ``section.key=value`` overrides
     (:func:`apply_overrides`).
@@ -487,7 +504,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config {path} not found; the shipped configs are in configs/")
+        raise FileNotFoundError(f"config {path} not found; {_nearest_config(path)}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -152,8 +152,11 @@ class Sweep:
         mine = json.loads(dumps_json(self.base_settings()))
         if recorded != mine:
             diffs = _differences(recorded, mine)
+            shown = diffs[:MAX_DIFFERENCES_SHOWN]
+            if len(diffs) > len(shown):
+                shown.append(f"and {len(diffs) - len(shown)} more")
             raise UserError(
-                f"{self.out} holds a sweep with other base settings ({'; '.join(diffs[:4])}); "
+                f"{self.out} holds a sweep with other base settings ({'; '.join(shown)}); "
                 "choose another --out directory or restore the original config"
             )
 
@@ -172,6 +175,9 @@ class Sweep:
         if is_finished(directory):
             return "done"
         return "resume" if (directory / STATE_FILE).is_file() else "new"
+
+
+MAX_DIFFERENCES_SHOWN = 12  # settings a refusal names before "and N more"
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -111,10 +111,17 @@ def extreme(comparison: dict, claimed: str, lowest: bool, what: str) -> tuple[st
     )
     if beats_all:
         return SUPPORTS, detail
+    word = "lower" if lowest else "higher"
     if beaten_by:
-        word = "lower" if lowest else "higher"
         return CONTRADICTS, detail + f"; significantly {word}: " + ", ".join(beaten_by)
-    return UNDECIDED, detail + "; no significant separation"
+    ahead = [n for n in others if pairs[n]["tukey_p"] < ALPHA]
+    level = [n for n in others if n not in ahead]
+    if not ahead:
+        return UNDECIDED, detail + f"; not separated from any (every Tukey p >= {ALPHA})"
+    return UNDECIDED, (
+        f"{detail}; {claimed} significantly {word} than {', '.join(ahead)} only, not "
+        f"separated from {', '.join(level)} (Tukey p >= {ALPHA})"
+    )
 
 
 def percent(comparison: dict, worse: str, best: str, claimed: float) -> tuple[str, str]:

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import torch
 
-from charlm import determinism
+from charlm import determinism, platforms
 from charlm.checkpoint import load_weights
 from charlm.data import TINY_SHAKESPEARE_SHA256, Corpus, resolve_data_path
 from charlm.io import sha256_file
 from charlm.metrics import EvalSet, evaluate
 from charlm.model import ModelConfig
-from charlm.train import WEIGHTS_FILE, TrainConfig, TrialSpec, train_trial
+from charlm.train import WEIGHTS_FILE, TrainConfig, TrialSpec, resolve_precision, train_trial
 from reproduce import analysis, report, results, terminal
 from reproduce.errors import UserError
 from reproduce.manifest import check_manifest
@@ -334,16 +334,115 @@ def _corpus(data: dict, corpus_path: str | None) -> Corpus:
     return corpus
 
 
-def _platform_differences(recorded: dict, here: dict) -> list[str]:
-    return [
-        f"{k}: {recorded.get(k)!r} recorded, {here.get(k)!r} here"
-        for k in determinism.PLATFORM_KEYS
-        if k in recorded and recorded[k] != here.get(k)
+METRICS = ("val_loss", "train_loss", "val_accuracy", "train_accuracy")
+
+
+def _metric_deltas(recorded: dict, here: dict) -> str:
+    """The retrained final metrics minus the recorded ones, e.g. ``val_loss +0.0012 nats,
+    ..., val_accuracy -0.05 points``; "equal" when all four are exactly equal."""
+    deltas = {k: here[k] - recorded[k] for k in METRICS}
+    if not any(deltas.values()):
+        return "final metrics equal"
+    unit = {"val_loss": "nats", "train_loss": "nats"}
+    return "retrained - recorded: " + ", ".join(
+        f"{k} {v:+.4g} {unit.get(k, 'points')}" for k, v in deltas.items()
+    )
+
+
+def retrain_outlook(trial: dict, device: str | None = None) -> platforms.Match:
+    """How this machine's platform compares with the one that trained ``trial``, decided
+    before training: the device, precision and thread count the retrain will use, and this
+    CPU or GPU (:func:`charlm.platforms.compare`).
+
+    Raises:
+        ValueError: the trial's device is not available here.
+    """
+    train = trial["train"]
+    where = determinism.resolve_device(device or train.get("device", "auto"))
+    precision = resolve_precision(train.get("precision", "fp32"), where)
+    here = platforms.record(where, precision, threads=train["threads"])
+    return platforms.compare(trial["environment"], here)
+
+
+def outlook_line(trial: dict, match: platforms.Match) -> str:
+    """What the retrain of ``trial`` can show here, said before training."""
+    recorded = platforms.describe(trial["environment"])
+    if match.same:
+        return (
+            f"{trial['id']}: same platform as recorded ({recorded}): the weights must be "
+            "bit-identical"
+        )
+    if match.differs:
+        return (
+            f"{trial['id']}: the outcome can only be 'platform differs' ({match.describe()}): "
+            "the weights cannot be bit-identical here, and the final metrics are compared "
+            "within tolerances"
+        )
+    return (
+        f"{trial['id']}: its record lacks {', '.join(match.unknown)}, so this platform "
+        f"cannot be called the same as the recording one ({recorded}): bit-identical weights "
+        "pass, others are judged within tolerances as 'platform differs or unknown'"
+    )
+
+
+def judge_retrain(trial: dict, record: dict) -> Row:
+    """The verdict on one retrained trial (``record``) against its published record.
+
+    - bit-identical weights and equal final metrics: pass, whatever the platforms;
+    - the same platform (:func:`charlm.platforms.compare`) but other weights or metrics: FAIL;
+    - another platform, or one the record cannot show to be the same: "platform differs",
+      with the final metrics within :data:`TOLERANCES`, else FAIL.
+
+    Every detail ends with the metric differences (retrained minus recorded).
+    """
+    match = platforms.compare(trial["environment"], record["environment"])
+    same_bits = record["weights_sha256"] == trial["weights_sha256"]
+    deltas = _metric_deltas(trial["final"], record["final"])
+    if same_bits and record["final"] == trial["final"]:
+        detail = "bit-identical weights and final metrics"
+        if not match.same:
+            detail += f" (platform record: {match.describe()})"
+        return Row("retrain", trial["id"], PASS, detail)
+    if match.same:
+        what = (
+            f"same platform but weights sha256 {record['weights_sha256'][:16]}... != "
+            f"recorded {trial['weights_sha256'][:16]}..."
+            if not same_bits
+            else "bit-identical weights on the same platform, but final metrics differ"
+        )
+        return Row("retrain", trial["id"], FAIL, f"{what}; {deltas}")
+    beyond = [
+        f"{k} off by {abs(record['final'][k] - trial['final'][k]):.4g} (tolerance {t})"
+        for k, t in TOLERANCES.items()
+        if abs(record["final"][k] - trial["final"][k]) > t
     ]
+    which = "platform differs" if match.differs else "platform unknown"
+    if beyond:
+        detail = f"{which} ({match.describe()}); {'; '.join(beyond)}; {deltas}"
+        return Row("retrain", trial["id"], FAIL, detail)
+    return Row(
+        "retrain",
+        trial["id"],
+        PLATFORM_DIFFERS,
+        f"{which} ({match.describe()}); metrics within tolerance; {deltas}",
+    )
 
 
-def retrain(data: dict, ids: list[str], corpus: Corpus, work: Path) -> list[Row]:
-    """Train the named trials again from their records and compare with what was recorded."""
+def retrain(
+    data: dict,
+    ids: list[str],
+    corpus: Corpus,
+    work: Path,
+    log: Callable[[str], None] | None = None,
+) -> list[Row]:
+    """Train the named trials again from their records and compare with what was recorded
+    (:func:`judge_retrain`).
+
+    Args:
+        log: where to say, before each trial, what its retrain can show here
+            (:func:`outlook_line`) and then its training progress (steps, losses, time left);
+            None: silent.
+    """
     by_id = {t["id"]: t for t in data["trials"]}
     rows = []
     for trial_id in ids:
@@ -355,39 +454,19 @@ def retrain(data: dict, ids: list[str], corpus: Corpus, work: Path) -> list[Row]
             trial["seed"],
             trial["data_seed"],
         )
-        record = train_trial(spec, corpus, work / trial_id, progress=False, log=lambda _: None)
-        differs = _platform_differences(trial["environment"], record["environment"])
-        same_bits = record["weights_sha256"] == trial["weights_sha256"]
-        if not differs:
-            verdict, detail = PASS, "bit-identical weights and final metrics"
-            if not same_bits:
-                verdict = FAIL
-                detail = (
-                    f"same platform but weights sha256 {record['weights_sha256'][:16]}... "
-                    f"!= recorded {trial['weights_sha256'][:16]}..."
-                )
-            elif record["final"] != trial["final"]:
-                verdict = FAIL
-                mismatch = _close(trial["final"], record["final"], 0.0)
-                detail = "bit-identical weights, final metrics differ: " + "; ".join(mismatch[:2])
-            rows.append(Row("retrain", trial_id, verdict, detail))
-            continue
-        out = {k: abs(record["final"][k] - trial["final"][k]) for k in TOLERANCES}
-        beyond = [
-            f"{k} off by {v:.4g} (tolerance {TOLERANCES[k]})"
-            for k, v in out.items()
-            if v > TOLERANCES[k]
-        ]
-        verdict = FAIL if beyond else PLATFORM_DIFFERS
-        detail = (
-            "; ".join(beyond)
-            if beyond
-            else (
-                f"{'; '.join(differs)}; metrics within tolerance (val_loss off by "
-                f"{out['val_loss']:.4g})"
-            )
+        if log is not None:
+            try:
+                log(outlook_line(trial, retrain_outlook(trial)))
+            except ValueError:  # its device is not here: train_trial says so
+                pass
+        record = train_trial(
+            spec,
+            corpus,
+            work / trial_id,
+            progress=None if log is not None else False,
+            log=log or (lambda _: None),
         )
-        rows.append(Row("retrain", trial_id, verdict, detail))
+        rows.append(judge_retrain(trial, record))
     return rows
 
 
@@ -463,10 +542,17 @@ def verify(
         if again:
             with tempfile.TemporaryDirectory(prefix="charlm-verify-") as tmp:
                 where = Path(work) if work is not None else Path(tmp)
+                say = None
+                if bar is not None:
+
+                    def say(line: str) -> None:
+                        for part in terminal.wrap(line, terminal.width(), indent="    "):
+                            bar.write(part)
+
                 for trial_id in again:
                     if bar is not None:
                         bar.step(f"retraining {trial_id}")
-                    add(retrain(data, [trial_id], corpus, where))
+                    add(retrain(data, [trial_id], corpus, where, log=say))
     finally:
         if own:
             bar.close()

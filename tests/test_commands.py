@@ -111,3 +111,13 @@ def test_sample_help_shows_defaults_only_where_there_are_some():
     assert "--checkpoint CHECKPOINT a trial's weights.safetensors --prompt" in help_text
     assert "characters to generate (default: 300)" in help_text
     assert "keep the k most likely (default: all)" in help_text
+
+
+def test_bench_explains_a_fraction_of_the_matmul_rate_above_100_percent():
+    from reproduce.bench import _fraction_lines
+
+    assert _fraction_lines(0.42) == ["  the step runs at 42% of it"]
+    lines = _fraction_lines(1.09)
+    assert lines[0].startswith("  the step runs at 109% of it: above the rate")
+    assert lines[-1].endswith("read it as 'at the matmul rate'")
+    assert all(len(line) <= 80 for line in lines)

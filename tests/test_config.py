@@ -205,3 +205,18 @@ def test_the_largest_seed_a_generator_takes_is_accepted(tmp_path):
     path = write_sweep(tmp_path / "c.toml", seeds=(0, 2**64 - 1))
     config = load_config(path, [f"report.sample_seed={2**64 - 1}"])
     assert config.seeds == (0, 2**64 - 1) and config.report.sample_seed == 2**64 - 1
+
+
+@pytest.mark.parametrize(
+    "given, hint",
+    [
+        ("configs/partal.toml", "did you mean configs/partial.toml?"),
+        ("configs/smoke", "did you mean configs/smoke.toml?"),
+        ("elsewhere/cpu.tml", "did you mean configs/cpu.toml?"),
+        ("configs/zzzzzz.toml", "the shipped configs are configs/"),
+    ],
+)
+def test_a_mistyped_config_path_names_the_nearest_shipped_config(given, hint):
+    with pytest.raises(FileNotFoundError) as caught:
+        load_config(given)
+    assert str(caught.value).startswith(f"config {given} not found; {hint}")

@@ -1,7 +1,10 @@
 """Every command in README.md's bash blocks is exercised, so none can rot.
 
-Commands that run here run for real, long ones at a reduced size (``--dry-run``, a tiny run in
-place of artifacts/smoke); Docker, multi-host and GPU commands are checked statically (the
+Commands that run here run for real, long ones in a shortened form that still goes through
+the documented command line: ``run`` as ``--dry-run`` whose timing steps are taken on a tiny
+model (the estimate's rule and its measurement are tested at full strength in
+tests/test_runner.py), ``bench`` for 2 steps of a tiny model set with ``--set``, a tiny run
+in place of artifacts/smoke. Docker, multi-host and GPU commands are checked statically (the
 compose service, the script, the arguments they pass to ``python -m reproduce``), beside CI's
 hadolint and compose-schema checks. A README command that matches no rule fails the test.
 """
@@ -14,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +25,7 @@ import yaml
 from conftest import REPO, nox_session_commands, write_sweep
 from torch.distributed.run import get_args_parser
 
+from reproduce import estimate
 from reproduce.cli import build_parser, main
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -58,6 +63,25 @@ def tiny_run(tmp_path_factory, data_path):
     return root / "smoke"
 
 
+# The model a shortened command times its steps on: conftest's tiny trial's shape.
+TINY_MODEL = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32}
+TINY_SETS = [f"model.{k}={v}" for k, v in TINY_MODEL.items()] + ["train.batch_size=8"]
+
+
+@pytest.fixture(autouse=True)
+def tiny_timing(monkeypatch):
+    """``run --dry-run`` times its steps on :data:`TINY_MODEL` instead of the config's model
+    (a full-scale step takes 10-120 s on two cores); everything else is the real command."""
+    real = estimate.measure
+
+    def measure(spec, corpus, activations=(), **kwargs):
+        small = replace(spec.model, **TINY_MODEL)
+        spec = replace(spec, model=small, train=replace(spec.train, batch_size=8))
+        return real(spec, corpus, activations, **kwargs)
+
+    monkeypatch.setattr(estimate, "measure", measure)
+
+
 def run_reproduce(args: list[str], tiny_run: Path, tmp_path: Path) -> int:
     """Run ``python -m reproduce ARGS`` at a reduced size where needed."""
     args = [str(tiny_run) if a == "artifacts/smoke" else a for a in args]
@@ -76,6 +100,7 @@ def run_reproduce(args: list[str], tiny_run: Path, tmp_path: Path) -> int:
             "--out",
             str(tmp_path / "bench.json"),
             *args[args.index("--iters") + 2 :],
+            *(part for setting in TINY_SETS for part in ("--set", setting)),
         ]
     if args[0] == "publish":
         args[2] = str(tmp_path / "published")

@@ -132,6 +132,34 @@ def test_other_base_settings_are_refused(finished, data_path, tmp_path, capsys):
     assert sha256_file(out / "SHA256SUMS") == before
 
 
+def test_a_refusal_lists_every_other_base_setting_up_to_twelve(
+    finished, data_path, tmp_path, capsys, monkeypatch
+):
+    config, out = finished
+    text = config.read_text()
+    for old, new in [
+        ("lr = 3e-3", "lr = 1e-3"),
+        ("warmup_iters = 2", "warmup_iters = 3"),
+        ("batch_size = 8", "batch_size = 4"),
+        ("n_embd = 16", "n_embd = 32"),
+        ("block_size = 16", "block_size = 24"),
+        ("dropout = 0.1", "dropout = 0.2"),
+    ]:
+        assert old in text
+        text = text.replace(old, new)
+    changed = tmp_path / "changed.toml"
+    changed.write_text(text)
+    assert main(["run", "--config", str(changed), "--out", str(out), "--data", str(data_path)]) == 2
+    err = capsys.readouterr().err
+    for name in ("lr", "warmup_iters", "batch_size", "n_embd", "block_size"):
+        assert f"{name}: " in err
+    assert "dropout" in err and "more" not in err and err.count("\n") == 1
+    monkeypatch.setattr(runner, "MAX_DIFFERENCES_SHOWN", 2)
+    assert main(["run", "--config", str(changed), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count(" recorded, ") == 2 and " more); choose another --out" in err
+
+
 def test_interrupted_trial_resumes_to_identical_weights(finished, data_path, tmp_path, capsys):
     config, out = finished
     fresh = tmp_path / "fresh"

@@ -9,12 +9,22 @@ import pytest
 import torch
 from conftest import write_sweep
 
-from charlm import cpu
+from charlm import cpu, platforms
+from charlm.data import Corpus
 from charlm.io import atomic_write_json
 from reproduce import results
 from reproduce.cli import main
 from reproduce.manifest import write_manifest
-from reproduce.verify import FAIL, NOT_DISTRIBUTED, PASS, PLATFORM_DIFFERS, verify
+from reproduce.verify import (
+    FAIL,
+    NOT_DISTRIBUTED,
+    PASS,
+    PLATFORM_DIFFERS,
+    outlook_line,
+    retrain,
+    retrain_outlook,
+    verify,
+)
 
 
 @pytest.fixture(scope="module")
@@ -121,11 +131,73 @@ def _edit_trial(directory, trial_id, edit):
 
 
 def test_retrain_on_another_platform_checks_tolerances(copy, data_path):
-    _edit_trial(copy, "relu-s0", lambda t: t["environment"].update(cpu_model="Another CPU"))
+    def edit(trial):
+        trial["environment"].update(cpu_model="Another CPU")
+        trial["weights_sha256"] = "0" * 64  # as another CPU's bits would be
+
+    _edit_trial(copy, "relu-s0", edit)
     rows = verify(copy, ["relu-s0"], str(data_path))
     row = next(r for r in rows if r.check == "retrain")
     assert row.verdict == PLATFORM_DIFFERS
-    assert "cpu_model: 'Another CPU' recorded" in row.detail and "within tolerance" in row.detail
+    assert row.detail.startswith("platform differs (cpu_model: 'Another CPU' recorded")
+    assert "within tolerance; final metrics equal" in row.detail
+
+
+def test_bit_identical_retrain_passes_whatever_platform_is_recorded(copy, data_path):
+    _edit_trial(copy, "relu-s0", lambda t: t["environment"].update(cpu_model="Another CPU"))
+    row = next(r for r in verify(copy, ["relu-s0"], str(data_path)) if r.check == "retrain")
+    assert row.verdict == PASS
+    assert row.detail == (
+        "bit-identical weights and final metrics (platform record: cpu_model: 'Another CPU' "
+        f"recorded, {platforms.record(torch.device('cpu'), 'fp32')['cpu_model']!r} here)"
+    )
+
+
+OLDER_KEYS = ("cpu_vendor", "cpu_family", "cpu_model_number", "cpu_stepping", "cpu_capability")
+
+
+def test_retrain_of_an_older_record_is_platform_unknown_with_the_metric_differences(
+    copy, data_path
+):
+    """A record that lacks the keys deciding bit-identity (as artifacts/cpu's) cannot be
+    called the same platform: other weights are 'platform differs', never a bit-mismatch FAIL,
+    and the metric differences are printed."""
+
+    def edit(trial):
+        for key in (*OLDER_KEYS, "cpu_isa", "cpu_bf16", "mkl", "onednn", "cuda_capability"):
+            trial["environment"].pop(key)
+        trial["weights_sha256"] = "0" * 64
+        trial["final"]["val_loss"] += 0.001
+
+    _edit_trial(copy, "swish-s1", edit)
+    row = next(r for r in verify(copy, ["swish-s1"], str(data_path)) if r.check == "retrain")
+    assert row.verdict == PLATFORM_DIFFERS
+    assert row.detail.startswith(
+        "platform unknown (not recorded: cpu_vendor, cpu_family, cpu_model_number, "
+        "cpu_stepping, cpu_capability, cpu_isa, cpu_bf16, mkl, onednn); metrics within "
+        "tolerance; retrained - recorded: val_loss -0.001 nats, train_loss +0 nats"
+    )
+
+
+def test_retrain_says_before_training_what_it_can_show(run_dir, data_path, tmp_path):
+    data = json.loads((run_dir / "results.json").read_text())
+    lines = []
+    corpus = Corpus.load(data_path)
+    rows = retrain(data, ["relu-s1"], corpus, tmp_path, log=lines.append)
+    assert rows[0].verdict == PASS and rows[0].detail.endswith("final metrics")
+    assert lines[0].startswith("relu-s1: same platform as recorded (")
+    assert lines[0].endswith("): the weights must be bit-identical")
+    steps = [line for line in lines if line.lstrip().startswith("step")]
+    assert len(steps) == 3 and steps[1].endswith("left")
+    assert not steps[0].endswith("left") and not steps[-1].endswith("left")
+    trial = next(t for t in data["trials"] if t["id"] == "relu-s1")
+    trial["environment"]["cpu_capability"] = "AVX512_FOR_THIS_TEST"
+    line = outlook_line(trial, retrain_outlook(trial))
+    assert line.startswith("relu-s1: the outcome can only be 'platform differs' (cpu_capability:")
+    for key in OLDER_KEYS:
+        trial["environment"].pop(key)
+    line = outlook_line(trial, retrain_outlook(trial))
+    assert line.startswith(f"relu-s1: its record lacks {', '.join(OLDER_KEYS)}, so this")
 
 
 def test_retrain_out_of_tolerance_fails(copy, data_path):
@@ -214,7 +286,11 @@ def test_retrain_same_platform_different_metrics_fails(copy, data_path):
     _edit_trial(copy, "swish-s0", lambda t: t["final"].update(val_accuracy=99.0))
     rows = verify(copy, ["swish-s0"], str(data_path))
     row = next(r for r in rows if r.check == "retrain")
-    assert row.verdict == FAIL and "final metrics differ: /val_accuracy: stored 99.0" in row.detail
+    assert row.verdict == FAIL
+    assert row.detail.startswith(
+        "bit-identical weights on the same platform, but final metrics differ; retrained - "
+        "recorded: val_loss +0 nats, train_loss +0 nats, val_accuracy "
+    )
 
 
 def test_trial_directory_missing_from_results_fails(copy):
