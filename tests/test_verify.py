@@ -409,3 +409,26 @@ def test_retrain_on_a_cpu_without_native_bf16_reports_platform_differs(
     assert "cpu_bf16: 'avx512_bf16' recorded, 'none' here" in row.detail or (
         "cpu_bf16: 'amx' recorded" in row.detail
     )
+
+
+def test_outlook_on_a_cpu_without_native_bf16_names_the_precision(run_dir, monkeypatch):
+    """A bf16 trial (``precision = "auto"`` on a CPU with native bf16, as artifacts/partial-cpu)
+    retrained on a CPU without it trains in fp32: verify says before training that the outcome
+    can only be "platform differs" and why. No training: the outlook is decided first."""
+    data = json.loads((run_dir / "results.json").read_text())
+    trial = data["trials"][0]
+    trial["train"]["precision"] = "auto"
+    trial["environment"].update(precision="bf16", cpu_bf16="avx512_bf16")
+    monkeypatch.setattr(cpu, "bf16_capability", lambda: "none")
+    monkeypatch.setattr(cpu, "bf16_native", lambda: False)
+    match = retrain_outlook(trial)
+    assert match.differs == [
+        "precision: 'bf16' recorded, 'fp32' here",
+        "cpu_bf16: 'avx512_bf16' recorded, 'none' here",
+    ]
+    line = outlook_line(trial, match)
+    assert line == (
+        f"{trial['id']}: the outcome can only be 'platform differs' (precision: 'bf16' "
+        "recorded, 'fp32' here; cpu_bf16: 'avx512_bf16' recorded, 'none' here): the weights "
+        "cannot be bit-identical here, and the final metrics are compared within tolerances"
+    )
