@@ -19,6 +19,7 @@ COMMANDS = {
     "publish": "reproduce.publish",
     "verify": "reproduce.verify",
     "audit": "reproduce.audit",
+    "reference": "reproduce.rawdata.command",
     "compare": "reproduce.compare",
     "bench": "reproduce.bench",
     "precision": "reproduce.precision",
