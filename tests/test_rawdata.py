@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,11 @@ def runs(prov) -> dict[str, dict]:
 
 @needs_copy
 def test_import_is_reproducible_from_the_copy(tmp_path):
+    shutil.copy(REFERENCE / command.REPORT_REFERENCE, tmp_path)  # audit.md needs the report's
     texts = command.import_reference(SOURCE, tmp_path)
-    for name in (command.RAW, command.PROVENANCE):
+    for name in (command.RAW, command.PROVENANCE, command.AUDIT):
         assert (tmp_path / name).read_bytes() == (REFERENCE / name).read_bytes(), name
-    assert set(texts) == {command.RAW, command.PROVENANCE}
+    assert set(texts) == {command.RAW, command.PROVENANCE, command.AUDIT}
 
 
 @needs_copy

@@ -11,7 +11,30 @@ from reproduce.audit.schema import load_document
 from reproduce.audit.table import format_table
 
 
+def _is_study_raw(path: str) -> bool:
+    """True for the study's raw data (``artifacts/reference/study-raw.json``)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            head = handle.read(200)
+    except (OSError, UnicodeDecodeError):
+        return False  # load_document names the problem
+    return '"format": "charlm-repro study raw data"' in head
+
+
+def _run_study_raw(args: argparse.Namespace) -> int:
+    from reproduce.rawdata import command as rawdata  # the raw data's audit sits above audit
+
+    if args.json:
+        found, _ = rawdata.load_findings(args.file)
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+    else:
+        print(rawdata.audit_markdown(args.file, terminal.width()), end="")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    if _is_study_raw(args.file):
+        return _run_study_raw(args)
     doc = load_document(args.file)
     rows = audit_document(doc)
     if args.json:
@@ -42,6 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "status 0 when the audit ran (inconsistencies are findings), 2 for unreadable or "
         "invalid input.",
     )
-    parser.add_argument("file", metavar="FILE", help="reference file or results.json")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="reference file, results.json, or the study's raw data (study-raw.json: the "
+        "findings and verdicts of the report against it)",
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.set_defaults(func=_run)

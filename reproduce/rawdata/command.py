@@ -14,12 +14,23 @@ from pathlib import Path
 
 from charlm.io import atomic_write_text
 from reproduce import results, terminal
-from reproduce.rawdata import importer, provenance
+from reproduce.rawdata import findings, importer, provenance
 
-__all__ = ["DEFAULT_SOURCE", "PROVENANCE", "RAW", "import_reference", "register"]
+__all__ = [
+    "AUDIT",
+    "DEFAULT_SOURCE",
+    "PROVENANCE",
+    "RAW",
+    "REPORT_REFERENCE",
+    "audit_markdown",
+    "import_reference",
+    "register",
+]
 
 RAW = "study-raw.json"
 PROVENANCE = "provenance.json"
+AUDIT = "audit.md"
+REPORT_REFERENCE = "charlm-full-20251208.json"  # the report's own numbers, beside the raw data
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SOURCE = REPO.parent / "shared" / "original-study"
 DEFAULT_OUT = REPO / "artifacts" / "reference"
@@ -35,6 +46,33 @@ def provenance_text(raw_text: str) -> str:
     except ValueError as exc:
         raise ValueError(f"provenance: {exc}") from None
     return importer.dumps(doc)
+
+
+def load_findings(raw_path: str | Path) -> tuple[dict, dict]:
+    """The findings of :mod:`reproduce.rawdata.findings` for a study-raw.json, with
+    provenance.json and the report's reference file read from the same directory.
+
+    Raises:
+        ValueError: a file is missing or invalid (one line).
+    """
+    raw_path = Path(raw_path)
+    raw = importer.load(raw_path)
+    prov_path, ref_path = raw_path.with_name(PROVENANCE), raw_path.with_name(REPORT_REFERENCE)
+    for path in (prov_path, ref_path):
+        if not path.is_file():
+            raise ValueError(f"{path}: missing (it belongs beside {raw_path.name})")
+    prov = json.loads(prov_path.read_text(encoding="utf-8"))
+    results.validate(prov, provenance.SCHEMA)
+    from reproduce import audit
+
+    reference = audit.load_document(ref_path)
+    return findings.collect(raw, prov, reference), prov
+
+
+def audit_markdown(raw_path: str | Path, width: int = 80) -> str:
+    """audit.md of the raw data in ``raw_path``'s directory, wrapped to ``width``."""
+    found, prov = load_findings(raw_path)
+    return findings.markdown(found, prov, width)
 
 
 def import_reference(source: str | Path, out: str | Path) -> dict[str, str]:
@@ -53,6 +91,8 @@ def import_reference(source: str | Path, out: str | Path) -> dict[str, str]:
     texts = {RAW: raw_text, PROVENANCE: provenance_text(raw_text)}
     for name, text in texts.items():
         atomic_write_text(out / name, text)
+    texts[AUDIT] = audit_markdown(out / RAW)
+    atomic_write_text(out / AUDIT, texts[AUDIT])
     return texts
 
 

@@ -280,12 +280,15 @@ class _LogReader:
         self.need(self.run, n, "run")["pd_pairs"].append(self.pair)
 
     def _pd(self, n: int, m: re.Match) -> None:
-        self.need(self.pair, n, "pair")["relative_pd"] = _f(m[1])
+        # outside a pair, "  Relative PD:" repeats the run's average (after "completed in")
+        if self.pair is not None:
+            self.pair["relative_pd"] = _f(m[1])
 
     def _pred_diff(self, n: int, m: re.Match) -> None:
         pair = self.need(self.pair, n, "pair")
         pair["prediction_differences"] = int(m[1])
         pair["total_predictions"] = int(m[2])
+        self.pair = None
 
     def _summary(self, n: int, key: str, value: Any) -> None:
         self.need(self.run, n, "run").setdefault("summary", {})[key] = value
