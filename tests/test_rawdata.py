@@ -43,9 +43,10 @@ def runs(prov) -> dict[str, dict]:
 def test_import_is_reproducible_from_the_copy(tmp_path):
     shutil.copy(REFERENCE / command.REPORT_REFERENCE, tmp_path)  # audit.md needs the report's
     texts = command.import_reference(SOURCE, tmp_path)
-    for name in (command.RAW, command.PROVENANCE, command.AUDIT):
+    names = (command.RAW, command.PROVENANCE, command.AUDIT, command.REPORT_REFERENCE)
+    for name in names:
         assert (tmp_path / name).read_bytes() == (REFERENCE / name).read_bytes(), name
-    assert set(texts) == {command.RAW, command.PROVENANCE, command.AUDIT}
+    assert set(texts) == set(names)
 
 
 @needs_copy

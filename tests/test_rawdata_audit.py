@@ -169,3 +169,25 @@ def test_audit_json_of_the_raw_data(capsys):
     assert main(["audit", "--json", str(REFERENCE / command.RAW)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {v["claim"] for v in data["verdicts"]} >= {"partial-table", "swish-val-trajectory"}
+
+
+def test_report_replication_section_lists_the_raw_data_verdicts():
+    """A report rendered with the reference as imported lists the raw data's verdicts; one
+    rendered with the reference as published before (artifacts/cpu's copy) does not, so
+    published reports keep their bytes (verify re-renders them)."""
+    from reproduce import audit, report, results
+    from reproduce.compare import replication
+    from reproduce.report_context import context
+
+    data = results.load_results(REFERENCE.parent / "partial-cpu")
+    reference = audit.load_document(REFERENCE / command.REPORT_REFERENCE)
+    assert reference["raw_data"]["file"] == "study-raw.json"
+    extra = {"figures": {}, "replication": replication(data, reference)}
+    text = report.render_markdown(context(data, None, extra=extra))
+    assert "### What the study's own raw data decides" in text
+    assert "- **contradicts** partial-best-val-loss (Best Val Loss 2.1564 (SmeLU-1.0))" in text
+    html = report.render_html(context(data, None, extra=extra))
+    assert "<h3>What the study's own raw data decides</h3>" in html
+    old = audit.load_document(REFERENCE.parent / "cpu" / "reference.json")
+    extra["replication"] = replication(data, old)
+    assert "raw data decides" not in report.render_markdown(context(data, None, extra=extra))

@@ -76,7 +76,8 @@ def audit_markdown(raw_path: str | Path, width: int = 80) -> str:
 
 
 def import_reference(source: str | Path, out: str | Path) -> dict[str, str]:
-    """Build both files from the study's copy at ``source`` and write them into ``out``.
+    """Build study-raw.json, provenance.json and audit.md from the study's copy at ``source``
+    into ``out``, and set the ``raw_data`` verdicts of the report's reference file there.
 
     Returns:
         file name -> text written.
@@ -91,9 +92,29 @@ def import_reference(source: str | Path, out: str | Path) -> dict[str, str]:
     texts = {RAW: raw_text, PROVENANCE: provenance_text(raw_text)}
     for name, text in texts.items():
         atomic_write_text(out / name, text)
-    texts[AUDIT] = audit_markdown(out / RAW)
+    found, prov = load_findings(out / RAW)
+    texts[AUDIT] = findings.markdown(found, prov)
     atomic_write_text(out / AUDIT, texts[AUDIT])
+    texts[REPORT_REFERENCE] = _with_raw_verdicts(out / REPORT_REFERENCE, raw_text, found)
+    atomic_write_text(out / REPORT_REFERENCE, texts[REPORT_REFERENCE])
     return texts
+
+
+def _with_raw_verdicts(reference_path: Path, raw_text: str, found: dict) -> str:
+    """The report's reference file with its ``raw_data`` section (the verdicts of the raw
+    data, so that they travel with the reference into every report rendered with it) set;
+    everything else as it was (the file's own layout: 2-space JSON, UTF-8)."""
+    reference = json.loads(reference_path.read_text(encoding="utf-8"))
+    reference["raw_data"] = {
+        "file": RAW,
+        "sha256": hashlib.sha256(raw_text.encode("utf-8")).hexdigest(),
+        "audit": AUDIT,
+        "verdicts": found["verdicts"],
+    }
+    from reproduce import audit
+
+    audit.validate_reference(reference, str(reference_path))
+    return json.dumps(reference, indent=2, ensure_ascii=False) + "\n"
 
 
 def _import(args: argparse.Namespace) -> int:
