@@ -85,12 +85,13 @@ def _verdicts(f: dict, raw: dict, reference: dict, on_raw: dict) -> list[dict]:
         )
     )
     for v in f["partial_within_config"]["verdicts"]:
+        more = "; more seeds per activation would decide" if v["verdict"] == UNDECIDED else ""
         out.append(
             _verdict(
                 v["claim"],
                 v["text"],
                 v["verdict"],
-                _study(v["detail"]) + " (config.py's runs only, n = 3)",
+                _study(v["detail"]) + f" (config.py's runs only, n = 3){more}",
                 "best (reproduce/verdicts.py)",
             )
         )
@@ -150,7 +151,7 @@ def _verdicts(f: dict, raw: dict, reference: dict, on_raw: dict) -> list[dict]:
             "the printed figure against the log",
         )
     )
-    for cid in ("relu-mean-val-loss", "relu-vs-swish-val-loss-pct", "tukey-swish-gelu-val-loss"):
+    for cid in (c["id"] for c in f["claims_on_raw"]["changed"]):
         row = on_raw[cid]
         verdict = SUPPORTS if row["verdict"] == "consistent" else CONTRADICTS
         out.append(
@@ -159,7 +160,7 @@ def _verdicts(f: dict, raw: dict, reference: dict, on_raw: dict) -> list[dict]:
                 row["printed"],
                 verdict,
                 f"recomputed from the raw trials: {row['recomputed_text']} ({row['verdict']} at "
-                "the printed rounding)",
+                "the printed rounding; on the report's appendix trials it was not)",
                 "reproduce.audit's rules on the result files' trials",
             )
         )

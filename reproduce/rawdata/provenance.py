@@ -51,7 +51,7 @@ SCHEMA = "provenance.schema.json"
 # the settings a step-0 loss depends on besides activation and seed
 STEP0_KEYS = ("n_layer", "n_embd", "n_head", "block_size", "batch_size", "eval_iters")
 # the configuration reported for each file (issue 21's list)
-CONFIG_KEYS = (*STEP0_KEYS[:4], "max_iters", "eval_interval", "eval_iters", "batch_size")
+REPORTED_KEYS = (*STEP0_KEYS[:4], "max_iters", "eval_interval", "eval_iters", "batch_size")
 # nats: the study's code recomputed on a CPU agreed with its GPU records to about 1e-5
 # (../shared/original-study/README.md); equal step-0 losses within this are "the same"
 STEP0_TOLERANCE = 1e-5
@@ -163,7 +163,7 @@ def _candidates(raw: dict) -> list[dict]:
                 "name": cls["name"],
                 "file": cls["file"],
                 "line": cls["line"],
-                "values": {k: values[k] for k in CONFIG_KEYS},
+                "values": {k: values[k] for k in REPORTED_KEYS},
                 "n_evaluations": n_evaluations(values["max_iters"], values["eval_interval"]),
             }
         )
