@@ -156,33 +156,20 @@ def accuracy_error(raw: dict) -> dict:
             "inside": abs(diff) < Z95 * se,
         }
 
-    rows = [
-        judged(
-            "val accuracy GELU - ReLU (best - worst)",
-            mean["gelu"] - mean["relu"],
-            math.hypot(se_val["gelu"], se_val["relu"]),
-        ),
-        judged(
-            "val accuracy GELU - Swish",
-            mean["gelu"] - mean["swish"],
-            math.hypot(se_val["gelu"], se_val["swish"]),
-        ),
-        judged(
-            "train-val gap ReLU - GELU",
-            gap["relu"] - gap["gelu"],
-            math.hypot(se_gap["relu"], se_gap["gelu"]),
-        ),
-        judged(
-            "train-val gap GELU - Swish",
-            gap["gelu"] - gap["swish"],
-            math.hypot(se_gap["gelu"], se_gap["swish"]),
-        ),
-        judged(
-            "train-val gap ReLU - Swish",
-            gap["relu"] - gap["swish"],
-            math.hypot(se_gap["relu"], se_gap["swish"]),
-        ),
+    names = {"gelu": "GELU", "relu": "ReLU", "swish": "Swish"}
+    measures = {"val accuracy": (mean, se_val), "train-val gap": (gap, se_gap)}
+    compared = [
+        ("val accuracy", "gelu", "relu"),  # the report's best and worst
+        ("val accuracy", "gelu", "swish"),
+        ("train-val gap", "relu", "gelu"),
+        ("train-val gap", "gelu", "swish"),
+        ("train-val gap", "relu", "swish"),
     ]
+    rows = []
+    for what, a, b in compared:
+        value, se = measures[what]
+        label = f"{what} {names[a]} - {names[b]}"
+        rows.append(judged(label, value[a] - value[b], math.hypot(se[a], se[b])))
     return {
         "windows": WINDOWS,
         "single_trial_se": single,

@@ -253,13 +253,13 @@ def _curve_verdicts(f: dict) -> list[dict]:
         word = "inside" if d["inside"] else "outside"
         return f"{key}: {d['value']:.2f} points, {word} ±{d['bound_95']:.2f}"
 
-    best_worst = acc["val accuracy GELU - ReLU (best - worst)"]
+    best_worst = acc["val accuracy GELU - ReLU"]
     out.append(
         _verdict(
             "val-acc-not-significant",
             "Difference: 1.3% (within noise, not significant)",
             SUPPORTS if best_worst["inside"] else CONTRADICTS,
-            inside("val accuracy GELU - ReLU (best - worst)") + " (binomial, 1,000 windows)",
+            inside("val accuracy GELU - ReLU") + " (binomial, 1,000 windows)",
             "accuracy sampling error",
         )
     )
