@@ -14,7 +14,7 @@ from pathlib import Path
 
 from charlm.io import atomic_write_text
 from reproduce import results, terminal
-from reproduce.rawdata import findings, importer, provenance
+from reproduce.rawdata import findings, importer, markdown, provenance
 
 __all__ = [
     "AUDIT",
@@ -72,7 +72,7 @@ def load_findings(raw_path: str | Path) -> tuple[dict, dict]:
 def audit_markdown(raw_path: str | Path, width: int = 80) -> str:
     """audit.md of the raw data in ``raw_path``'s directory, wrapped to ``width``."""
     found, prov = load_findings(raw_path)
-    return findings.markdown(found, prov, width)
+    return markdown.markdown(found, prov, width)
 
 
 def import_reference(source: str | Path, out: str | Path) -> dict[str, str]:
@@ -93,7 +93,7 @@ def import_reference(source: str | Path, out: str | Path) -> dict[str, str]:
     for name, text in texts.items():
         atomic_write_text(out / name, text)
     found, prov = load_findings(out / RAW)
-    texts[AUDIT] = findings.markdown(found, prov)
+    texts[AUDIT] = markdown.markdown(found, prov)
     atomic_write_text(out / AUDIT, texts[AUDIT])
     texts[REPORT_REFERENCE] = _with_raw_verdicts(out / REPORT_REFERENCE, raw_text, found)
     atomic_write_text(out / REPORT_REFERENCE, texts[REPORT_REFERENCE])
