@@ -189,3 +189,10 @@ def test_report_replication_section_lists_the_raw_data_verdicts():
     old = audit.load_document(REFERENCE.parent / "cpu" / "reference.json")
     extra["replication"] = replication(data, old)
     assert "raw data decides" not in report.render_markdown(context(data, None, extra=extra))
+
+
+def test_raw_data_without_its_neighbours_exits_2_with_one_line(tmp_path, capsys):
+    (tmp_path / command.RAW).write_bytes((REFERENCE / command.RAW).read_bytes())
+    assert main(["audit", str(tmp_path / command.RAW)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "provenance.json: missing" in err[0]

@@ -348,5 +348,7 @@ def _summary(judged: dict[str, dict]) -> dict:
     return {
         "runs": len(judged),
         **{k: counts.get(k, 0) for k in ("identified", "ambiguous", "unidentified")},
-        "step0_recomputed": STEP0_PENDING,
+        "step0_recomputed": STEP0_PENDING
+        if all(e["evidence"]["step0_recomputed"] is None for e in judged.values())
+        else "recomputed where a candidate remained",
     }
