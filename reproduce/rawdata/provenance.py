@@ -180,7 +180,7 @@ def _shape(candidate: dict) -> tuple:
     return tuple(candidate["values"][k] for k in STEP0_KEYS)
 
 
-def _time_check(run: dict, shape_of: dict, costs: dict, candidates: list[dict]) -> dict | None:
+def _time_check(run: dict, shape_of: dict, costs: dict, candidates: list[dict]) -> dict:
     """Measured time per trial against the full run's costs for each schedule with the run's
     history length, for a run of the full run's shape."""
     schedules = {
@@ -206,6 +206,30 @@ def _time_check(run: dict, shape_of: dict, costs: dict, candidates: list[dict]) 
             }
         )
     return {"shape": shape_of, "schedules": checks}
+
+
+def _implied(
+    history: int | None, same: list[str], first: dict[str, list[dict]], cands: list[dict]
+) -> dict:
+    """What the evidence says of an unidentified run's configuration: its history length, the
+    step-0 settings of a run it shares step-0 losses with (when that run is identified by its
+    history), and the candidates' schedules that give that history."""
+    implied: dict[str, Any] = {"n_evaluations": history}
+    for other in same:
+        if len(first[other]) == 1:
+            implied.update(zip(STEP0_KEYS, _shape(first[other][0]), strict=True))
+            implied["step0_keys_from"] = other
+    schedules = sorted(
+        {
+            (c["values"]["max_iters"], c["values"]["eval_interval"])
+            for c in cands
+            if c["n_evaluations"] == history
+        }
+    )
+    implied["schedules_with_that_history"] = [
+        {"max_iters": m, "eval_interval": e} for m, e in schedules
+    ]
+    return implied
 
 
 def _judge(run: dict, runs: list[dict], first: dict[str, list[dict]], cands: list[dict]) -> dict:
@@ -261,26 +285,14 @@ def _judge(run: dict, runs: list[dict], first: dict[str, list[dict]], cands: lis
         out["config"] = None
     out["candidates"] = [c["name"] for c in consistent]
     if out["status"] == "unidentified":
-        implied = {"n_evaluations": history}
-        for other in same:
-            if len(first[other]) == 1:
-                implied.update(zip(STEP0_KEYS, _shape(first[other][0]), strict=True))
-                implied["step0_keys_from"] = other
-        schedules = sorted(
-            {
-                (c["values"]["max_iters"], c["values"]["eval_interval"])
-                for c in cands
-                if c["n_evaluations"] == history
-            }
-        )
-        implied["schedules_with_that_history"] = [
-            {"max_iters": m, "eval_interval": e} for m, e in schedules
-        ]
-        out["implied"] = implied
-        notes.append(
-            f"no candidate has both a {history}-point history and "
-            + (f"the step-0 settings of {implied['step0_keys_from']}" if same else "the rest")
-        )
+        out["implied"] = _implied(history, same, first, cands)
+        if "step0_keys_from" in out["implied"]:
+            why = f"the step-0 settings of {out['implied']['step0_keys_from']}"
+        elif recomputed is not None:
+            why = "recomputed step-0 losses that agree with the file's"
+        else:
+            why = "the rest of the evidence"
+        notes.append(f"no candidate has both a {history}-point history and {why}")
     out["evidence"] = evidence
     out["notes"] = notes
     return out
