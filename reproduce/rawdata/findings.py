@@ -69,28 +69,40 @@ def collect(raw: dict, prov: dict, reference: dict) -> dict:
 
 
 def _verdicts(f: dict, raw: dict, reference: dict, on_raw: dict) -> list[dict]:
-    return [
-        *_partial_verdicts(f),
+    """Every verdict; a claim the report's reference file holds is shown as it printed it."""
+    out = [
+        *_partial_verdicts(f, reference),
         *_source_verdicts(f, raw, reference, on_raw),
         *_stopping_verdicts(f),
         *_noise_verdicts(f),
     ]
+    printed = {c["id"]: c["printed"] for c in reference["claims"]}
+    for v in out:
+        v["printed"] = printed.get(v["claim"], v["printed"])
+    return out
 
 
-def _partial_verdicts(f: dict) -> list[dict]:
+def _partial_verdicts(f: dict, reference: dict) -> list[dict]:
     """The partial scale: its table's best figure, its ranking within one configuration, and
     whether its rows pool configurations."""
     out = []
-    table = {r["activation"]: r for r in f["partial_table"]}
-    lowest = min(table.values(), key=lambda r: r["printed"]["val_loss"])
+    claimed = next(c for c in reference["claims"] if c["id"] == "partial-best-val-loss")["claimed"]
+    rows = f["partial_table"]
+    lowest = min(rows, key=lambda r: r["printed"]["val_loss"])
+    same = [r["activation"] for r in rows if r["printed"]["val_loss"] == claimed]
+    ranking = f["partial_within_config"]["ranking"]
+    where = ", ".join(
+        f"{a}'s row, {ranking.index(a) + 1} of {len(ranking)} within config.py's runs"
+        for a in same
+        if a in ranking
+    )
     out.append(
         _verdict(
             "partial-best-val-loss",
-            "Best Val Loss 2.1564 (SmeLU-1.0)",
-            CONTRADICTS,
+            f"Best Val Loss {claimed}",
+            SUPPORTS if lowest["printed"]["val_loss"] == claimed else CONTRADICTS,
             f"the table it comes from (summary.txt) has {lowest['activation']} lowest at "
-            f"{lowest['printed']['val_loss']:.4f}; 2.1564 is smelu_1's row, the highest within "
-            f"config.py's runs",
+            f"{lowest['printed']['val_loss']:.4f}; {claimed} is {where or 'no row of it'}",
             "the printed figure against its source table's minimum",
         )
     )
@@ -298,13 +310,15 @@ def _noise_verdicts(f: dict) -> list[dict]:
         )
     )
     one = f["accuracy_error"]["single_trial_se"]["relu"]
+    sds = f["accuracy_error"]["trial_sd"]
     out.append(
         _verdict(
             "relu-highest-sd-val-acc",
             "Highest variance in validation accuracy (σ=1.09%)",
             UNDECIDED,
             f"one trial's accuracy has a sampling SE of {one:.2f} points: the trial SDs "
-            "(0.54-1.09) are no larger than that",
+            f"({min(sds.values()):.2f}-{max(sds.values()):.2f}, population) are no larger "
+            "than that",
             "accuracy sampling error",
         )
     )
