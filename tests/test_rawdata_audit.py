@@ -92,6 +92,16 @@ def test_swish_pd_differs_between_log_and_result_file(found):
     assert swish["log_mean"] == 0.896534 and swish["file_mean"] == 0.860026
 
 
+def test_printed_curves_against_the_log(found):
+    curves = {c["activation"]: c for c in found["printed_curves"]}
+    assert curves["swish"]["one_trial_train_loss"] == [42]
+    assert curves["gelu"]["one_trial_train_loss"] == [] == curves["relu"]["one_trial_train_loss"]
+    gelu_500 = next(p for p in curves["gelu"]["points"] if p["step"] == 500)
+    assert gelu_500["matches"] == [{"seed": 43, "loss": "train_loss"}]  # log: 2.0763
+    relu_5000 = next(p for p in curves["relu"]["points"] if p["step"] == 5000)
+    assert relu_5000["matches"] == [{"seed": 43, "loss": "train_loss"}]  # final 0.8769
+
+
 def test_stopping_point(found):
     stop = found["stopping_point"]
     by_trial = {f"{t['activation']}-s{t['seed']}": t for t in stop["trials"]}
@@ -135,6 +145,8 @@ def test_sampling_error(found):
         ("relu-appendix-trial-2", CONTRADICTS),
         ("swish-pd", SUPPORTS),
         ("total-time-min", SUPPORTS),
+        ("swish-printed-curve", SUPPORTS),
+        ("relu-printed-curve", CONTRADICTS),
         ("relu-mean-val-loss", SUPPORTS),
         ("tukey-swish-gelu-val-loss", CONTRADICTS),
         ("swish-best-val-loss", UNDECIDED),

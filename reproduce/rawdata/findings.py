@@ -48,6 +48,7 @@ def collect(raw: dict, prov: dict, reference: dict) -> dict:
     within = partial.within_config(raw, prov)
     rows = trials.printed_rows(reference, raw)
     pds = trials.pd_sources(raw)
+    printed_curves = trials.printed_curves(reference, raw)
     reaudit = trials.claims_against_raw(reference, raw)
     stop = curves.stopping_point(raw)
     loss = curves.loss_error(raw)
@@ -58,6 +59,7 @@ def collect(raw: dict, prov: dict, reference: dict) -> dict:
         "partial_within_config": within,
         "printed_rows": rows,
         "pd_sources": pds,
+        "printed_curves": printed_curves,
         "claims_on_raw": {k: v for k, v in reaudit.items() if k != "rows"},
         "stopping_point": stop,
         "loss_error": loss,
@@ -164,6 +166,28 @@ def _source_verdicts(f: dict, raw: dict, reference: dict, on_raw: dict) -> list[
                 f"result file {pd['file']} holds other pairs "
                 f"({', '.join(f'{x:.6f}' for x in pd['file_pairs'])}, mean {pd['file_mean']:.6f})",
                 "the printed mean against the log's and the file's seed pairs",
+            )
+        )
+    for curve in f["printed_curves"]:
+        seeds = curve["one_trial_train_loss"]
+        points = "; ".join(
+            f"step {p['step']} {p['printed']:g}: "
+            + (", ".join(f"s{m['seed']} {m['loss'].split('_')[0]}" for m in p["matches"]) or "none")
+            for p in curve["points"]
+        )
+        out.append(
+            _verdict(
+                f"{curve['activation']}-printed-curve",
+                f"{curve['activation']} training curve (Training Dynamics)",
+                SUPPORTS if seeds else CONTRADICTS,
+                (
+                    f"seed {seeds[0]}'s train loss at every point"
+                    if seeds
+                    else "no one trial's loss at every point: the curve mixes trials"
+                )
+                + f" ({points})",
+                "a printed point (2 decimals) equals the log's train or val loss of a trial at "
+                "that step (5000: after training)",
             )
         )
     total = raw["log"]["total_time_s"]

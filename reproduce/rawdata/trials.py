@@ -13,7 +13,14 @@ from typing import Any
 
 from reproduce import audit
 
-__all__ = ["FIELDS", "claims_against_raw", "full_run_trials", "pd_sources", "printed_rows"]
+__all__ = [
+    "FIELDS",
+    "claims_against_raw",
+    "full_run_trials",
+    "pd_sources",
+    "printed_curves",
+    "printed_rows",
+]
 
 # printed field -> (file key, log key in "final" or the trial)
 FIELDS = {
@@ -111,6 +118,39 @@ def printed_rows(reference: dict, raw: dict) -> list[dict]:
                 if not _agrees(nearest["file"][f], v)
             }
         out.append(row)
+    return out
+
+
+def printed_curves(reference: dict, raw: dict) -> list[dict]:
+    """The loss curves the report prints ("Training Dynamics": which trial and which loss it
+    does not say) against the log: per activation, each printed point with the (seed, loss)
+    pairs of the log's evaluation at that step (train or val; step 5000 is the evaluation
+    after training) that equal it at the printed decimals, and the seeds whose train loss
+    matches every point."""
+    log_runs = {r["activation"]: r for r in raw["log"]["runs"]}
+    out = []
+    for act, points in reference.get("printed_curves", {}).items():
+        trials = log_runs[act]["trials"]
+        rows = []
+        for point in points:
+            matches = []
+            for trial in trials:
+                if point["step"] == reference["config"]["training"]["max_iters"]:
+                    values = trial["final"]
+                else:
+                    values = next(
+                        (e for e in trial["evaluations"] if e["step"] == point["step"]), {}
+                    )
+                for loss in ("train_loss", "val_loss"):
+                    if loss in values and _agrees(values[loss], point["loss"]):
+                        matches.append({"seed": trial["seed"], "loss": loss})
+            rows.append({"step": point["step"], "printed": point["loss"], "matches": matches})
+        whole = [
+            t["seed"]
+            for t in trials
+            if all({"seed": t["seed"], "loss": "train_loss"} in r["matches"] for r in rows)
+        ]
+        out.append({"activation": act, "points": rows, "one_trial_train_loss": whole})
     return out
 
 
