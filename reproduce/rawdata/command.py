@@ -136,9 +136,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "reference",
         help="import the study's raw data as reference data",
-        description="Reference data from the study's own repository.",
+        description="Reference data from the study's own repository: `reference import` "
+        "writes artifacts/reference/study-raw.json, provenance.json and audit.md.",
     )
-    sub = parser.add_subparsers(dest="reference_command", required=True, metavar="ACTION")
+    sub = parser.add_subparsers(
+        dest="reference_command", required=True, metavar="ACTION", help="import"
+    )
     p = sub.add_parser(
         "import",
         help="write study-raw.json and provenance.json",
