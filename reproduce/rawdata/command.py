@@ -88,15 +88,24 @@ def import_reference(source: str | Path, out: str | Path) -> dict[str, str]:
     out = Path(out)
     if not out.is_dir():
         raise ValueError(f"{out}: no such directory (create it or give --out)")
+    reference_path = out / REPORT_REFERENCE
+    if not reference_path.is_file():
+        raise ValueError(f"{reference_path}: missing (the report's reference file goes beside)")
+    from reproduce import audit
+
+    reference = audit.load_document(reference_path)
     raw_text = importer.dumps(importer.build(source))
-    texts = {RAW: raw_text, PROVENANCE: provenance_text(raw_text)}
+    prov_text = provenance_text(raw_text)
+    prov = json.loads(prov_text)
+    found = findings.collect(json.loads(raw_text), prov, reference)
+    texts = {  # every text is made (and checked) before any file is written
+        RAW: raw_text,
+        PROVENANCE: prov_text,
+        AUDIT: markdown.markdown(found, prov),
+        REPORT_REFERENCE: _with_raw_verdicts(reference_path, raw_text, found),
+    }
     for name, text in texts.items():
         atomic_write_text(out / name, text)
-    found, prov = load_findings(out / RAW)
-    texts[AUDIT] = markdown.markdown(found, prov)
-    atomic_write_text(out / AUDIT, texts[AUDIT])
-    texts[REPORT_REFERENCE] = _with_raw_verdicts(out / REPORT_REFERENCE, raw_text, found)
-    atomic_write_text(out / REPORT_REFERENCE, texts[REPORT_REFERENCE])
     return texts
 
 
