@@ -19,6 +19,7 @@ COMMANDS = {
     "publish": "reproduce.publish",
     "verify": "reproduce.verify",
     "audit": "reproduce.audit",
+    "reference": "reproduce.rawdata.command",
     "compare": "reproduce.compare",
     "bench": "reproduce.bench",
     "precision": "reproduce.precision",
@@ -27,7 +28,8 @@ COMMANDS = {
 
 DESCRIPTION = (
     "Reproduce the CharLM activation study: train a sweep (run), render its report, publish "
-    "it, check a result (verify), audit the published report's own numbers, compare a sweep "
+    "it, check a result (verify), audit the published report's own numbers and the study's raw "
+    "data (reference import, audit), compare a sweep "
     "with it, benchmark training speed, and measure what bf16 changes (precision). "
     "`python -m reproduce COMMAND --help` for each."
 )

@@ -292,10 +292,11 @@ def replication(ours: dict, reference: dict) -> dict:
 
     Returns:
         ``{"reference", "ours", "scale": {"name", "like_for_like", "note"}, "rules": {id: text},
-        "claims": [{"id", "claim", "claimed", "verdict", "detail", "rules"}]}``; only our grid
-        cell "all" (or the first cell) is compared. At the full scale, and at neither scale, only
-        the report's own activations are compared, as the report compared them; at the partial
-        scale every activation of the sweep.
+        "claims": [{"id", "claim", "claimed", "verdict", "detail", "rules"}], "raw": the
+        reference's ``raw_data`` section (verdicts of the study's raw data) or None}``; only our
+        grid cell "all" (or the first cell) is compared. At the full scale, and at neither scale,
+        only the report's own activations are compared, as the report compared them; at the
+        partial scale every activation of the sweep.
 
     Raises:
         UserError: our sweep has none of the activations to compare.
@@ -345,6 +346,9 @@ def replication(ours: dict, reference: dict) -> dict:
         },
         "rules": {r: rules.RULES[r] for r in used},
         "claims": rows,
+        # what the study's raw data decides, where the reference file carries it
+        # (reproduce.rawdata: ``python -m reproduce reference import``); None otherwise
+        "raw": reference.get("raw_data"),
     }
 
 

@@ -341,8 +341,9 @@ def test_cli_prints_the_table(capsys):
     lines = out.splitlines()
     at = next(i for i, x in enumerate(lines) if x.startswith("swish-sd-val-loss "))
     assert "consistent" in lines[at].split()
-    assert lines[at + 1].split() == ["0.02302", "(ddof=1)"]  # the recomputed cell, wrapped
-    assert lines[at + 2].startswith("    matches the population (ddof=0) value")  # its note
+    # the recomputed cell, wrapped within its column, then its note
+    assert lines[at + 1].split() + lines[at + 2].split() == ["/", "0.02302", "(ddof=1)"]
+    assert lines[at + 3].startswith("    matches the population (ddof=0) value")
     assert "124 claims" in out
     assert max(map(len, lines)) <= 80  # not a terminal: 80 columns
 
@@ -426,3 +427,22 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, reference, how, expec
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
+
+
+@pytest.mark.parametrize("width", [30, 60, 80])
+def test_fitted_table_keeps_claim_ids_whole_and_claimed_texts_uncut(width):
+    rows = audit.audit_file(REFERENCE)
+    fitted = audit.format_table(rows, width)
+    lines = fitted.splitlines()
+    ids = {row["id"] for row in rows}
+    if width >= 60:  # a table: each id starts a line, whole
+        assert {line.split()[0] for line in lines if line.split() and line.split()[0] in ids} == ids
+    else:  # too narrow for the ids: each id on a line of its own
+        assert ids <= set(lines)
+    assert "..." not in fitted
+    words = fitted.split()  # the claimed text's words all there, in order
+    at = words.index("swish-val-trajectory")
+    claimed = "Monotonic decrease, minimal overfitting (best generalization)".split()
+    assert [w for w in words[at:] if w in claimed][: len(claimed)] == claimed
+    full = audit.format_table(rows)
+    assert "Monotonic decrease, minimal overfitting (best generalization)" in full
