@@ -32,7 +32,7 @@ import torch
 from charlm.checkpoint import load_weights
 from charlm.data import Corpus
 from charlm.metrics import EvalSet, evaluate
-from charlm.sample import sample_text
+from charlm.sample import SEED_MAX, sample_text
 from charlm.train import LOG_FILE
 from reproduce.runner import TRIALS_DIR
 from reproduce.verification.integrity import weights_path
@@ -64,7 +64,6 @@ LOGS_ARCHIVE = "logs.tar.gz"  # reproduce.publish's
 MAX_LOG_BYTES = 64 << 20  # one trial's log.jsonl (a 5,000-step trial's is ~20 kB)
 MAX_LOGS_BYTES = 512 << 20  # all of them, decompressed
 MAX_SAMPLE_TOKENS = 100_000  # a sample regenerated from untrusted options (reports use 300)
-SEED_MAX = 2**64 - 1
 SAMPLE_OPTIONS = ("tokens", "temperature", "top_k", "sample_seed")
 
 

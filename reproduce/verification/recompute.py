@@ -112,7 +112,9 @@ def check_report(directory: Path, data: dict) -> list[Row]:
         if recorded.get(k) != here.get(k)
     ]
     try:
-        rendered = report.render_directory(directory, write=False, log=lambda _: None)
+        rendered = report.render_directory(
+            directory, write=False, log=lambda _: None, contained=True
+        )
     except FileNotFoundError as exc:
         detail = f"cannot re-render: {exc} (a publication ships it; restore it or republish)"
         return [Row("report", "re-render", FAIL, detail)]
