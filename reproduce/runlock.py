@@ -2,10 +2,12 @@
 
 The lock is ``flock(2)`` on ``DIR/.run.lock`` (left out of SHA256SUMS). The kernel releases it
 when the process ends however it ends (exit, exception, SIGKILL), so a lock is never left held
-by a dead run: a lock file whose holder is gone is stale, and the next run takes it over and
-says so. While held, the file names its holder (process id, host, start time), which a second
-run into the same directory prints in its one-line refusal. On NFS, Linux maps ``flock`` onto
-the server's byte-range locks (NFSv4), so runs on two machines exclude each other too.
+by a dead run; a clean exit removes the file, so a lock file found unlocked was left by a run
+that was killed: it is stale, and the next run takes it over and says so. While held, the file
+names its holder (process id, host, start time), which a second run into the same directory
+prints in its one-line refusal. On NFS, Linux maps ``flock`` onto the server's byte-range
+locks (NFSv4), so runs on two machines exclude each other too. Under torchrun the ranks of one
+launch share the directory by design and take no lock (:mod:`reproduce.distributed`).
 """
 
 from __future__ import annotations
@@ -46,15 +48,8 @@ def locked(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    fd = _acquire(path, directory)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(
-                f"{directory} is being written by another run ({holder(directory)}); wait for "
-                "it to finish or choose another --out"
-            ) from None
         stale = os.read(fd, 4096).decode("utf-8", "replace").strip()
         if stale:
             log(f"note: {directory} was left by a run that ended without finishing ({stale})")
@@ -65,6 +60,30 @@ def locked(
         try:
             yield path
         finally:
-            os.ftruncate(fd, 0)  # a clean exit leaves no holder behind
+            path.unlink(missing_ok=True)  # while still locked: a clean exit leaves no file
     finally:
         os.close(fd)  # releases the lock
+
+
+def _acquire(path: Path, directory: Path) -> int:
+    """An open descriptor of ``path`` holding its exclusive lock. A lock file removed by a
+    finishing holder between our open and our lock is opened again (the descriptor must be
+    the file that is there now, or two runs could each hold a lock on a different file)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(
+                f"{directory} is being written by another run ({holder(directory)}); wait for "
+                "it to finish or choose another --out"
+            ) from None
+        try:
+            now = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            now = None
+        mine = os.fstat(fd)
+        if now is not None and (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+            return fd
+        os.close(fd)

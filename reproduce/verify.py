@@ -5,19 +5,23 @@ One row per check, with a verdict:
 - ``pass`` / ``FAIL``;
 - ``not distributed``: weights that were not shipped (their digests stay in results.json);
   never a failure and never a pass;
+- ``claim``: a number a reader sees that nothing here can check (timings; a sample or curve
+  whose evidence was not shipped); never a failure and never a pass;
 - ``platform differs``: a bit-for-bit comparison that this machine cannot make (what differs is
   named); a retrained trial must then fall within :data:`TOLERANCES`.
 
-Checks: integrity (every SHA256SUMS entry present and matching, no unlisted file, results.json
-valid against its schema, every shipped weights file matching its recorded digest and loading
-into the recorded architecture, no trial directory that results.json does not describe);
-metrics (every shipped weights file evaluated again on the val split and the train sample,
-equal to its trial's recorded final metrics within :data:`METRIC_TOLERANCES`); analysis (the
-statistics recomputed from the trial records equal the stored ones to
-:data:`RELATIVE_TOLERANCE`; the prediction differences recomputed when all weights are present;
-the report re-rendered byte for byte when the rendering stack matches); retraining (named trials
-trained again from their records: bit-identical weights and final metrics on the same platform,
-metrics within :data:`TOLERANCES` on another). Exit status 1 if any check fails.
+The checks live in :mod:`reproduce.verification`, one module per concern: integrity and
+containment (the directory's layout, SHA256SUMS, results.json's schema, trial ids built from
+their records, the weights files; nothing outside the directory is read); every number a
+reader sees (curves against the shipped logs, final metrics re-evaluated from the weights with
+:data:`METRIC_TOLERANCES`, samples regenerated, timings marked as claims); analysis (the
+statistics recomputed to :data:`RELATIVE_TOLERANCE`, the prediction differences when all
+weights are present, the report re-rendered byte for byte when the rendering stack matches).
+This module runs them, and retrains (named trials trained again from their records:
+bit-identical weights and final metrics on the same platform, metrics within
+:data:`TOLERANCES` on another; their curve, best and sample compared by
+:mod:`reproduce.verification.retrained`). The last line says what was verified and what could
+not be. Exit status 1 if any check fails.
 """
 
 from __future__ import annotations
@@ -304,12 +308,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "verify",
         help="check a run or published directory",
-        description="Check a result without trusting its authors: SHA256SUMS, results.json's "
-        "schema, every shipped weights file (digest, architecture, recorded final metrics), "
-        "the statistics and prediction differences recomputed, the report re-rendered byte "
-        "for byte, and with --retrain trials trained again. One row per check: pass, FAIL, "
-        "'not distributed' (weights not shipped) or 'platform differs' (a bit-for-bit "
-        "comparison this machine cannot make). Exit status 1 if any check fails.",
+        description="Check a result without trusting its authors, reading nothing outside "
+        "DIR: SHA256SUMS, results.json's schema and trial ids, the curves against the shipped "
+        "logs, every shipped weights file (digest, vocabulary, architecture, recorded final "
+        "metrics, samples), the statistics and prediction differences recomputed, the report "
+        "re-rendered byte for byte, and with --retrain trials trained again. One row per "
+        "check: pass, FAIL, 'not distributed' (weights not shipped), 'claim' (nothing can "
+        "check it: timings) or 'platform differs' (a bit-for-bit comparison this machine "
+        "cannot make). The last line says what was verified and what could not be. Exit "
+        "status 1 if any check fails.",
     )
     p.add_argument("dir", help="directory with SHA256SUMS and results.json")
     p.add_argument(

@@ -6,7 +6,8 @@ A publication is untrusted input. A path it names is used only if it is relative
 so that what is opened is the file inside the directory and nothing it leads to. A publication
 written by ``publish`` contains only directories and regular files: :func:`scan` names
 anything else (symbolic links, FIFOs, devices, sockets), which ``verify`` refuses before it
-reads any file of the directory.
+reads any file of the directory; so is a file with other hard links, which may be a file
+outside under another name.
 """
 
 from __future__ import annotations
@@ -74,13 +75,18 @@ def regular_file(path: Path) -> bool:
 
 def scan(root: str | os.PathLike) -> list[tuple[str, str]]:
     """``(relative path, what it is)`` for everything under ``root`` that is neither a regular
-    file nor a directory (symbolic links are not followed), sorted."""
+    file nor a directory (symbolic links are not followed), and for regular files with other
+    hard links (the same file may stand elsewhere, outside ``root``), sorted."""
     root = Path(root)
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name in dirnames + filenames:
             path = Path(dirpath, name)
-            mode = path.lstat().st_mode
+            info = path.lstat()
+            mode = info.st_mode
+            if stat.S_ISREG(mode) and info.st_nlink > 1:
+                found.append((path.relative_to(root).as_posix(), "a file with other hard links"))
+                continue
             if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
                 continue
             kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
