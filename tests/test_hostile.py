@@ -99,7 +99,7 @@ def test_manifest_entries_outside_the_directory_are_never_read(pub, tmp_path, ca
     lines += f"{sha256_file(secret)}  {secret}\n"
     (pub / "SHA256SUMS").write_text(lines)
     rows = fails_with(pub, capsys, "leads outside", "is absolute", "not read")
-    assert len(rows) == 2 and "FAIL manifest ../outside/secret: line" in rows[0].replace("  ", " ")
+    assert len(rows) == 2 and rows[0].split()[:3] == ["FAIL", "manifest", "../outside/secret:"]
 
 
 def test_a_symbolic_link_inside_is_refused_before_anything_is_read(pub, tmp_path, capsys):

@@ -1,8 +1,9 @@
 """Every number a reader sees, checked against what can check it or marked as a claim.
 
-- **curves, final and best** (:func:`check_consistency`): a trial's final metrics are its
-  curve's last evaluation and its best is its curve's lowest val_loss (the trainer writes them
-  so, :func:`charlm.train.train_trial`);
+- **the records** (:func:`check_consistency`): a trial's final metrics are its curve's last
+  evaluation, its best its curve's lowest val_loss (the trainer writes them so,
+  :func:`charlm.train.train_trial`), its parameter count its model's (counted on the meta
+  device, nothing allocated) and its corpus sizes results.json's;
 - **the shipped logs** (:func:`check_logs`): results.json's curves equal, value for value, the
   ``log.jsonl`` each trial wrote while training, read from ``logs.tar.gz`` (a publication) or
   ``trials/<id>/log.jsonl`` (a run directory) without extracting anything;
@@ -32,6 +33,7 @@ import torch
 from charlm.checkpoint import load_weights
 from charlm.data import Corpus
 from charlm.metrics import EvalSet, evaluate
+from charlm.model import CharLM, ModelConfig
 from charlm.sample import SEED_MAX, sample_text
 from charlm.train import LOG_FILE
 from reproduce.runner import TRIALS_DIR
@@ -63,6 +65,7 @@ FINAL_KEYS = ("step", "train_loss", "val_loss", "train_accuracy", "val_accuracy"
 LOGS_ARCHIVE = "logs.tar.gz"  # reproduce.publish's
 MAX_LOG_BYTES = 64 << 20  # one trial's log.jsonl (a 5,000-step trial's is ~20 kB)
 MAX_LOGS_BYTES = 512 << 20  # all of them, decompressed
+MAX_LAYERS = 10_000  # a model counted from an untrusted record (the study's has 6)
 MAX_SAMPLE_TOKENS = 100_000  # a sample regenerated from untrusted options (reports use 300)
 SAMPLE_OPTIONS = ("tokens", "temperature", "top_k", "sample_seed")
 
@@ -89,22 +92,42 @@ def curve_without_timings(curve: list[dict]) -> list[dict]:
 
 
 def check_consistency(data: dict) -> list[Row]:
-    """One row: every trial's final metrics are its curve's last point and its best is the
-    curve's lowest val_loss (the first, on a tie)."""
+    """One row: every trial's final metrics are its curve's last point, its best is the curve's
+    lowest val_loss (the first, on a tie), its parameter count is its model's, and its corpus
+    is results.json's."""
     problems = []
     for trial in data["trials"]:
-        curve = trial["curves"]
-        last = curve[-1]
-        if any(last.get(k) != trial["final"].get(k) for k in FINAL_KEYS):
-            problems.append(f"{trial['id']}: final is not the curve's last evaluation")
-        scored = [p for p in curve if "val_loss" in p]
-        if scored:
-            lowest = min(scored, key=lambda p: p["val_loss"])
-            best = {"step": lowest["step"], "val_loss": lowest["val_loss"]}
-            if trial["best"] != best:
-                problems.append(f"{trial['id']}: best is not the curve's lowest val_loss")
-    detail = "; ".join(problems[:3]) if problems else "final and best as their curves give them"
-    return [Row("curves", "results.json", FAIL if problems else PASS, detail)]
+        problems += [f"{trial['id']}: {p}" for p in _trial_problems(trial, data["data"])]
+    detail = (
+        "; ".join(problems[:3])
+        if problems
+        else "final, best, parameter counts and corpus as the records give them"
+    )
+    return [Row("records", "results.json", FAIL if problems else PASS, detail)]
+
+
+def _trial_problems(trial: dict, corpus: dict) -> list[str]:
+    curve, problems = trial["curves"], []
+    if any(curve[-1].get(k) != trial["final"].get(k) for k in FINAL_KEYS):
+        problems.append("final is not the curve's last evaluation")
+    scored = [p for p in curve if "val_loss" in p]
+    if scored:
+        lowest = min(scored, key=lambda p: p["val_loss"])
+        if trial["best"] != {"step": lowest["step"], "val_loss": lowest["val_loss"]}:
+            problems.append("best is not the curve's lowest val_loss")
+    if any(trial["data"].get(k) != corpus.get(k) for k in ("n_train", "n_val", "vocab_size")):
+        problems.append("its corpus is not results.json's")
+    try:
+        config = ModelConfig.from_dict(trial["model"])
+        if config.n_layer > MAX_LAYERS:
+            raise ValueError(f"n_layer {config.n_layer} is more than {MAX_LAYERS}")
+        with torch.device("meta"):  # counted, not allocated
+            n_params = CharLM(config).num_parameters()
+    except (TypeError, ValueError) as exc:
+        return [*problems, f"its model cannot be built ({exc})"]
+    if n_params != trial["n_params"]:
+        problems.append(f"n_params {trial['n_params']:,}, its model has {n_params:,}")
+    return problems
 
 
 def read_logs(directory: Path, ids: list[str]) -> tuple[dict[str, list[dict]], str]:
@@ -303,7 +326,7 @@ def check_samples(
             rows.append(Row("sample", group, FAIL, detail))
             continue
         if source["id"] not in intact:
-            detail = f"{source['id']}'s weights not shipped: the text is the authors' claim"
+            detail = f"{source['id']}'s weights not shipped or not sound: the text is a claim"
             rows.append(Row("sample", group, NOT_VERIFIABLE, detail))
             continue
         rows.append(_sample_row(directory, group, sample, source, platform_differs))
