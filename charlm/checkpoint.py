@@ -88,7 +88,14 @@ def load_weights(path: str | os.PathLike) -> tuple[CharLM, str]:
             architecture (missing, unexpected or mis-shaped).
     """
     tensors, metadata = _read(Path(path), WEIGHTS_FORMAT)
-    config = ModelConfig.from_dict(metadata["model_config"])
+    try:
+        config = ModelConfig.from_dict(metadata["model_config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} has no usable model config in its header ({exc})") from None
+    vocabulary = metadata.get("vocabulary")
+    if not isinstance(vocabulary, str) or len(vocabulary) != config.vocab_size:
+        raise ValueError(f"{path}: the header's vocabulary does not have vocab_size characters")
+    _check_shapes(path, config, tensors)
     model = CharLM(config)
     try:
         model.load_state_dict(tensors, strict=True)
@@ -97,6 +104,30 @@ def load_weights(path: str | os.PathLike) -> tuple[CharLM, str]:
         raise ValueError(f"{path} does not fit its recorded architecture: {first}") from None
     model.eval()
     return model, metadata["vocabulary"]
+
+
+def _check_shapes(path: Path, config: ModelConfig, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse a header config that the file's tensors do not fit before a model is allocated:
+    the sizes it declares are bounded by the tensors present (already read, so bounded by the
+    file), then every parameter's shape is compared on the meta device (no memory).
+
+    Raises:
+        ValueError: a declared size that no tensor has, or a missing, extra or mis-shaped tensor.
+    """
+    largest = max((max(t.shape) for t in tensors.values() if t.dim()), default=0)
+    sizes = {"n_embd": config.n_embd, "block_size": config.block_size}
+    sizes["vocab_size"] = config.vocab_size
+    for name, value in sizes.items():
+        if value > largest:
+            raise ValueError(f"{path}: header {name} = {value} is larger than any tensor in it")
+    if config.n_layer > len(tensors):
+        raise ValueError(f"{path}: header n_layer = {config.n_layer} has more layers than tensors")
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in CharLM(config).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != found:
+        wrong = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+        raise ValueError(f"{path} does not fit its recorded architecture: {wrong[0]} differs")
 
 
 def save_state(

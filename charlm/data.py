@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from charlm.io import atomic_write_bytes, sha256_file
 __all__ = [
     "TINY_SHAKESPEARE_URL",
     "TINY_SHAKESPEARE_SHA256",
+    "MAX_CORPUS_BYTES",
     "TRAIN_FRACTION",
     "Corpus",
     "resolve_data_path",
@@ -35,6 +37,7 @@ TINY_SHAKESPEARE_URL = (
 )
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 TINY_SHAKESPEARE_FILE = "tinyshakespeare.txt"
+MAX_CORPUS_BYTES = 256 << 20  # a corpus file read whole (tiny Shakespeare: 1.1 MB)
 TRAIN_FRACTION = 0.9  # the first 90% of characters train, the rest validate (as in nanoGPT)
 SPLITS = ("train", "val")
 
@@ -148,12 +151,24 @@ class Corpus:
         """Read a UTF-8 corpus from ``path``, checking its digest when one is expected.
 
         Raises:
-            FileNotFoundError, ValueError (digest mismatch, not UTF-8, too short).
+            FileNotFoundError, ValueError (not a regular file, larger than
+            :data:`MAX_CORPUS_BYTES`, digest mismatch, not UTF-8, too short).
         """
         path = Path(path)
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file; name the corpus's text file")
+        if info.st_size > MAX_CORPUS_BYTES:
+            raise ValueError(
+                f"{path} has {info.st_size:,} bytes; a corpus is read whole and encoded as "
+                f"8 bytes a character, so at most {MAX_CORPUS_BYTES:,} are accepted"
+            )
         if expected_sha256:
             _check_digest(path, expected_sha256)
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CORPUS_BYTES + 1)
+        if len(raw) > MAX_CORPUS_BYTES:
+            raise ValueError(f"{path} grew past {MAX_CORPUS_BYTES:,} bytes while read")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -6,15 +6,17 @@ and turn it into :class:`TrainingOutOfMemory` through :func:`out_of_memory`.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING
 
 import torch
 
 if TYPE_CHECKING:
+    from charlm.model import ModelConfig
     from charlm.train import TrialSpec
 
-__all__ = ["TrainingOutOfMemory", "out_of_memory"]
+__all__ = ["TrainingOutOfMemory", "out_of_memory", "training_bytes_lower_bound", "check_fits"]
 
 
 class TrainingOutOfMemory(MemoryError, ValueError):
@@ -103,3 +105,33 @@ def out_of_memory(
         f"out of memory ({where}) {_OOM_DOING.get(phase, phase)} at step {step}: it asked for "
         f"{asked}; lower {lower}; {kept}"
     )
+
+
+def training_bytes_lower_bound(config: ModelConfig) -> int:
+    """Bytes that training a model of ``config`` needs at least, computed without building it:
+    each block's attention (4 n_embd^2 weights) and MLP (8 n_embd^2) plus the token and position
+    embeddings, times 16 bytes (fp32 weights, gradients and AdamW's two moments)."""
+    n_embd = config.n_embd
+    params = config.n_layer * 12 * n_embd * n_embd
+    params += (config.vocab_size + config.block_size) * n_embd
+    return params * 16
+
+
+def check_fits(config: ModelConfig, where: str) -> None:
+    """Refuse a model that cannot fit this machine's physical memory before anything is
+    allocated or built (a config's sizes are untrusted input).
+
+    Raises:
+        TrainingOutOfMemory: naming the sizes to lower and ``where`` they are set.
+    """
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    needed = training_bytes_lower_bound(config)
+    if needed > total:
+        raise TrainingOutOfMemory(
+            f"{where}: a model of {config.n_layer} layers x {config.n_embd} wide needs at least "
+            f"{_binary_size(needed)} to train, more than this machine's "
+            f"{_binary_size(total)}; lower model.n_layer or model.n_embd"
+        )

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from charlm.data import decode, encode
 from charlm.model import CharLM
 
-__all__ = ["DEFAULT_TEMPERATURE", "DEFAULT_TOKENS", "generate", "sample_text"]
+__all__ = ["DEFAULT_TEMPERATURE", "DEFAULT_TOKENS", "SEED_MAX", "generate", "sample_text"]
 
 # The samples in every report: 300 characters at temperature 0.8 (below 1 sharpens the softmax).
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOKENS = 300
+SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed's range
 
 
 @torch.no_grad()
@@ -38,10 +41,11 @@ def generate(
         (B, T0 + n_tokens) int64.
 
     Raises:
-        ValueError: ``temperature`` <= 0, ``top_k`` < 1, or ``n_tokens`` < 0.
+        ValueError: ``temperature`` not a positive finite number, ``top_k`` < 1, or
+            ``n_tokens`` < 0.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    if not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a positive finite number, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if n_tokens < 0:
@@ -71,9 +75,12 @@ def sample_text(
     """The prompt followed by ``n_tokens`` sampled characters (CPU generator seeded ``seed``).
 
     Raises:
-        ValueError: an empty prompt, a prompt character outside the vocabulary (named), or the
-            errors of :func:`generate`.
+        ValueError: an empty prompt, a prompt character outside the vocabulary (named), a seed
+            outside 0 .. 2**64 - 1 (what a torch generator takes), or the errors of
+            :func:`generate`.
     """
+    if not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"the seed must be from 0 to 2**64 - 1, got {seed}")
     if not prompt:
         raise ValueError("the prompt must contain at least one character")
     device = next(model.parameters()).device

@@ -26,6 +26,8 @@ from reproduce import results
 from reproduce.errors import UserError
 from reproduce.manifest import MANIFEST, write_manifest
 from reproduce.runner import TRIALS_DIR
+from reproduce.verification.integrity import check_trial_ids
+from reproduce.verification.paths import scan
 
 __all__ = ["SHIPPED_FILES", "SHIPPED_DIRS", "LOGS_ARCHIVE", "logs_archive", "publish"]
 
@@ -64,6 +66,23 @@ def logs_archive(run_dir: Path, trial_ids: list[str]) -> bytes:
     return buffer.getvalue()
 
 
+def _check_sources(run_dir: Path, data: dict) -> None:
+    """Refuse a run directory whose files could lead publish to copy something else: a
+    symbolic link or special file in it, or a trial id that is not the one its record
+    builds (it names the directory weights and logs are copied from and to)."""
+    odd = scan(run_dir)
+    if odd:
+        rel, kind = odd[0]
+        raise UserError(f"{run_dir}/{rel} is {kind}; a run directory holds only files")
+    problems = check_trial_ids(data["trials"])
+    if problems:
+        raise UserError(f"{run_dir}/results.json: {problems[0]}")
+    for key in ("reference", "compare"):
+        value = data["render"]["options"][key]
+        if value is not None and os.path.isabs(value):
+            raise UserError(f"{run_dir}/results.json: render option {key} {value!r} is absolute")
+
+
 def publish(
     run_dir: str | os.PathLike, dest: str | os.PathLike, with_weights: bool = False
 ) -> Path:
@@ -76,10 +95,14 @@ def publish(
         FileNotFoundError: ``run_dir`` has no results.json (the sweep is not finished).
         UserError: ``dest`` is ``run_dir`` or inside it, a file, or an existing directory that
             is not a previous publication (one with SHA256SUMS and only the files publish
-            writes), which is never overwritten.
+            writes), which is never overwritten; ``run_dir`` holds a symbolic link or special
+            file, a trial id that is not its record's, or an absolute render option. (Relative
+            render options may lead outside ``run_dir``: ``render --reference FILE`` records
+            them so, and publish copies what they name into DEST.)
     """
     run_dir, dest = Path(run_dir), Path(dest)
     data = results.load_results(run_dir)
+    _check_sources(run_dir, data)
     if dest.resolve().is_relative_to(run_dir.resolve()):
         raise UserError("DEST must be outside RUN_DIR: publish copies a subset of a run")
     if dest.exists() and not dest.is_dir():

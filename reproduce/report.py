@@ -26,8 +26,10 @@ from charlm.io import atomic_write_bytes
 from reproduce import audit, results, terminal
 from reproduce import compare as compare_mod
 from reproduce import figures as figures_mod
+from reproduce.errors import UserError
 from reproduce.manifest import write_manifest
 from reproduce.report_context import context, format_number, format_p
+from reproduce.verification.paths import UnsafePath, inside
 
 __all__ = [
     "TEMPLATE_DIR",
@@ -95,13 +97,16 @@ def render_directory(
     reference: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
     write: bool = True,
+    contained: bool = False,
 ) -> dict[str, bytes]:
     """Render the report files of a run directory from its results.json.
 
     ``compare`` (another run's directory) and ``reference`` (a published report's reference
     file, for the replication verdict of :mod:`reproduce.compare`) are recorded in results.json's
     render options, relative to ``directory``, and reused by later renders; without them the
-    recorded options are used.
+    recorded options are used. With ``contained``, a recorded option (not one given here) must
+    lead to a path inside ``directory`` (:func:`reproduce.verification.paths.inside`): the
+    ``render`` command and ``verify`` read nothing outside a directory that results.json names.
 
     Renders report.md, report.html, every figure (``figures/<name>.png``, see
     :mod:`reproduce.figures`) and audit.md (:mod:`reproduce.audit` of results.json); results.json
@@ -110,11 +115,20 @@ def render_directory(
     Returns:
         relative POSIX path -> bytes of every rendered file (written atomically when ``write``),
         e.g. ``"report.md"``, ``"report.html"``, ``"figures/val_loss_curves.png"``.
+
+    Raises:
+        UserError: with ``contained``, a recorded option leading outside ``directory``.
     """
     directory = Path(directory)
     data = results.load_results(directory)
     options = data["render"]["options"]
     given = {"compare": compare, "reference": reference}
+    for key, value in given.items():
+        if contained and value is None and options.get(key) is not None:
+            try:
+                inside(directory, options[key], f"results.json's render option {key}")
+            except UnsafePath as exc:
+                raise UserError(f"{exc}; name it with --{key} to follow it") from None
     for key, value in given.items():
         if value is not None:
             options[key] = os.path.relpath(Path(value).resolve(), directory.resolve())
@@ -158,7 +172,7 @@ def audit_markdown(data: dict) -> str:
 
 def _render_command(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
-    render_directory(directory, compare=args.compare, reference=args.reference)
+    render_directory(directory, compare=args.compare, reference=args.reference, contained=True)
     write_manifest(directory)
     return 0
 

@@ -22,6 +22,7 @@ import referencing
 
 from charlm.io import atomic_write_json
 from reproduce import stats
+from reproduce.verification.paths import read_bounded
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -38,6 +39,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+MAX_RESULTS_BYTES = 256 << 20  # a 15-trial results.json is ~0.2 MB
 
 
 def trial_entry(trial_id: str, group: str, grid: dict, record: dict) -> dict:
@@ -107,17 +109,27 @@ def load_results(directory: str | os.PathLike) -> dict:
 
     Raises:
         FileNotFoundError: no results.json.
-        ValueError: not JSON, or not valid against the schema.
+        ValueError: not a regular file of at most :data:`MAX_RESULTS_BYTES`, not UTF-8 JSON
+            (NaN and infinities are not JSON), or not valid against the schema; the file is
+            named.
     """
     path = Path(directory) / RESULTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `python -m reproduce run` first")
+    raw = read_bounded(path, MAX_RESULTS_BYTES, "results file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{path} is not valid JSON ({exc})") from None
-    validate(data)
+    try:
+        validate(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     return data
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def write_results(directory: str | os.PathLike, data: dict[str, Any]) -> Path:

@@ -18,8 +18,11 @@ filesystem all ranks share: see :mod:`reproduce.distributed`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ import torch
 from charlm import determinism
 from charlm.data import TINY_SHAKESPEARE_SHA256, Corpus, resolve_data_path
 from charlm.io import atomic_write_json, dumps_json
+from charlm.memory import check_fits
 from charlm.model import CharLM
 from charlm.train import (
     LOG_FILE,
@@ -40,7 +44,7 @@ from charlm.train import (
     is_finished,
     train_trial,
 )
-from reproduce import analysis, estimate, report, results, terminal
+from reproduce import analysis, estimate, report, results, runlock, terminal
 from reproduce.config import SweepConfig, Trial, add_override_option, load_config
 from reproduce.errors import UserError
 from reproduce.manifest import write_manifest
@@ -475,7 +479,8 @@ def dry_run_listing(
     )
     for line in terminal.wrap(heading, width, indent="  ", first=""):
         log(line)
-    models = {t.spec.model: CharLM(t.spec.model).num_parameters() for t in trials}
+    with torch.device("meta"):  # counted, not allocated
+        models = {t.spec.model: CharLM(t.spec.model).num_parameters() for t in trials}
     for model, n_params in models.items():
         text = (
             f"model {model.n_layer} layers x {model.n_embd} wide, {model.n_head} heads, "
@@ -530,15 +535,49 @@ def run_sweep(
             determinism.resolve_device(device)
         except ValueError as exc:
             raise UserError(f"{config_path}: train.device: {exc}") from None
+    for model in sorted({t.spec.model for t in sweep.trials}, key=repr):
+        check_fits(model, str(config_path))  # before a model is built, for the estimate too
     if dry_run:
         return dry_run_listing(sweep, log)
+    with runlock.locked(sweep.out, log), _sigterm_interrupts():
+        sweep.check_base()  # again under the lock: another run may have written meanwhile
+        return _run_locked(sweep, start, time_limit_s, log, on_start, on_trial_done)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM outside training (which saves its state on it, :class:`charlm.train.StopSignals`)
+    raises KeyboardInterrupt, so the command prints its one line and exits 130 instead of
+    vanishing silently; every file is written atomically, so nothing is left half-written."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_locked(
+    sweep: Sweep,
+    start: float,
+    time_limit_s: float | None,
+    log: Callable[[str], None],
+    on_start: Callable[[Sweep], None] | None,
+    on_trial_done: Callable[[Trial, dict], None] | None,
+) -> int:
+    """:func:`run_sweep` once the output directory's lock is held."""
     trials = sweep.trials
     pending = [t for t in trials if sweep.status(t) != "done"]
     log(
         f"sweep {sweep.config.name!r}: {len(trials)} trial(s), {len(pending)} to train, "
         f"output {sweep.out}"
     )
-    sweep.out.mkdir(parents=True, exist_ok=True)
     sweep.write_sweep_file()
     if on_start is not None:
         on_start(sweep)

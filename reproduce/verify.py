@@ -5,319 +5,89 @@ One row per check, with a verdict:
 - ``pass`` / ``FAIL``;
 - ``not distributed``: weights that were not shipped (their digests stay in results.json);
   never a failure and never a pass;
+- ``claim``: a number a reader sees that nothing here can check (timings; a sample or curve
+  whose evidence was not shipped); never a failure and never a pass;
 - ``platform differs``: a bit-for-bit comparison that this machine cannot make (what differs is
   named); a retrained trial must then fall within :data:`TOLERANCES`.
 
-Checks: integrity (every SHA256SUMS entry present and matching, no unlisted file, results.json
-valid against its schema, every shipped weights file matching its recorded digest and loading
-into the recorded architecture, no trial directory that results.json does not describe);
-metrics (every shipped weights file evaluated again on the val split and the train sample,
-equal to its trial's recorded final metrics within :data:`METRIC_TOLERANCES`); analysis (the
-statistics recomputed from the trial records equal the stored ones to
-:data:`RELATIVE_TOLERANCE`; the prediction differences recomputed when all weights are present;
-the report re-rendered byte for byte when the rendering stack matches); retraining (named trials
-trained again from their records: bit-identical weights and final metrics on the same platform,
-metrics within :data:`TOLERANCES` on another). Exit status 1 if any check fails.
+The checks live in :mod:`reproduce.verification`, one module per concern: integrity and
+containment (the directory's layout, SHA256SUMS, results.json's schema, trial ids built from
+their records, the weights files; nothing outside the directory is read); every number a
+reader sees (curves against the shipped logs, final metrics re-evaluated from the weights with
+:data:`METRIC_TOLERANCES`, samples regenerated, timings marked as claims); analysis (the
+statistics recomputed to :data:`RELATIVE_TOLERANCE`, the prediction differences when all
+weights are present, the report re-rendered byte for byte when the rendering stack matches).
+This module runs them, and retrains (named trials trained again from their records:
+bit-identical weights and final metrics on the same platform, metrics within
+:data:`TOLERANCES` on another; their curve, best and sample compared by
+:mod:`reproduce.verification.retrained`). The last line says what was verified and what could
+not be. Exit status 1 if any check fails.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from charlm import determinism, platforms
-from charlm.checkpoint import load_weights
+from charlm import platforms
 from charlm.data import TINY_SHAKESPEARE_SHA256, Corpus, resolve_data_path
-from charlm.io import sha256_file
-from charlm.metrics import EvalSet, evaluate
-from charlm.model import ModelConfig
-from charlm.train import WEIGHTS_FILE, TrainConfig, TrialSpec, resolve_precision, train_trial
-from reproduce import analysis, report, results, terminal
+from reproduce import terminal
 from reproduce.errors import UserError
-from reproduce.manifest import check_manifest
-from reproduce.runner import TRIALS_DIR
+from reproduce.verification.integrity import check_integrity, check_trial_dirs
+from reproduce.verification.numbers import (
+    METRIC_TOLERANCES,
+    check_consistency,
+    check_logs,
+    check_metrics,
+    check_samples,
+    timing_claims,
+)
+from reproduce.verification.recompute import RELATIVE_TOLERANCE, check_analysis
+from reproduce.verification.retrain import (
+    TOLERANCES,
+    judge_retrain,
+    outlook_line,
+    retrain,
+    retrain_outlook,
+)
+from reproduce.verification.retrained import retrained_rows
+from reproduce.verification.rows import (
+    FAIL,
+    NOT_DISTRIBUTED,
+    NOT_VERIFIABLE,
+    PASS,
+    PLATFORM_DIFFERS,
+    VERDICT_WIDTH,
+    Row,
+    format_row,
+    format_rows,
+    summary,
+)
 
 __all__ = [
     "TOLERANCES",
     "METRIC_TOLERANCES",
     "RELATIVE_TOLERANCE",
+    "PASS",
+    "FAIL",
+    "NOT_DISTRIBUTED",
+    "PLATFORM_DIFFERS",
+    "NOT_VERIFIABLE",
     "Row",
     "format_row",
+    "format_rows",
+    "judge_retrain",
+    "outlook_line",
+    "parse_retrain",
+    "retrain",
+    "retrain_outlook",
     "verify",
     "register",
 ]
-
-RELATIVE_TOLERANCE = 1e-9  # stored vs recomputed statistics
-PD_RELATIVE_TOLERANCE = 1e-6  # recomputed PD may differ in the last bits across thread counts
-# A retrained trial on another platform must land this close to the recorded final metrics.
-TOLERANCES = {
-    "val_loss": 0.05,  # nats
-    "train_loss": 0.05,  # nats
-    "val_accuracy": 1.0,  # percentage points
-    "train_accuracy": 1.0,  # percentage points
-}
-# Recorded final metrics vs the shipped weights evaluated here (CPU), by the precision the trial
-# was evaluated in: fp32 differs only in summation order; bf16 autocast differs by kernel.
-METRIC_TOLERANCES = {
-    "fp32": {"loss": 1e-4, "accuracy": 0.01},  # nats, percentage points
-    "bf16": {"loss": 0.01, "accuracy": 0.2},
-}
-PASS, FAIL, NOT_DISTRIBUTED, PLATFORM_DIFFERS = (
-    "pass",
-    "FAIL",
-    "not distributed",
-    "platform differs",
-)
-VERDICT_WIDTH = max(len(v) for v in (PASS, FAIL, NOT_DISTRIBUTED, PLATFORM_DIFFERS))
-
-
-@dataclass(frozen=True)
-class Row:
-    """One check: what was checked, on what, the verdict, and why."""
-
-    check: str
-    subject: str
-    verdict: str
-    detail: str = ""
-
-
-def _close(a, b, rel: float, path: str = "") -> list[str]:
-    """Paths where two JSON-like values differ beyond ``rel`` (relative; absolute near 0)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        if set(a) != set(b):
-            return [f"{path or '/'}: keys differ"]
-        return [d for k in sorted(a) for d in _close(a[k], b[k], rel, f"{path}/{k}")]
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return [f"{path}: lengths differ"]
-        return [
-            d
-            for i, (x, y) in enumerate(zip(a, b, strict=True))
-            for d in _close(x, y, rel, f"{path}/{i}")
-        ]
-    numeric = (int, float)
-    if isinstance(a, numeric) and isinstance(b, numeric) and not isinstance(a, bool):
-        ok = math.isclose(a, b, rel_tol=rel, abs_tol=rel)
-        return [] if ok else [f"{path}: stored {a!r}, recomputed {b!r}"]
-    return [] if a == b else [f"{path}: stored {a!r}, recomputed {b!r}"]
-
-
-def check_integrity(directory: Path) -> tuple[list[Row], dict | None]:
-    """Manifest, schema and weights checks; returns the rows and results.json (None if bad)."""
-    rows = []
-    manifest = check_manifest(directory)
-    bad = [(p, v) for p, v in manifest if v != "ok"]
-    for path, verdict in bad:
-        what = {
-            "missing": "listed but missing",
-            "mismatch": "content does not match its digest",
-            "unlisted": "present but not listed in SHA256SUMS",
-        }[verdict]
-        rows.append(Row("manifest", path, FAIL, what))
-    if not bad:
-        rows.append(Row("manifest", "SHA256SUMS", PASS, f"{len(manifest)} files match"))
-    try:
-        data = results.load_results(directory)
-    except (ValueError, FileNotFoundError) as exc:
-        rows.append(Row("schema", "results.json", FAIL, str(exc)))
-        return rows, None
-    rows.append(Row("schema", "results.json", PASS, f"schema_version {data['schema_version']}"))
-    for trial in data["trials"]:
-        path = directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE
-        if not path.is_file():
-            rows.append(
-                Row(
-                    "weights",
-                    trial["id"],
-                    NOT_DISTRIBUTED,
-                    f"recorded sha256 {trial['weights_sha256'][:16]}...",
-                )
-            )
-            continue
-        actual = sha256_file(path)
-        if actual != trial["weights_sha256"]:
-            rows.append(
-                Row(
-                    "weights",
-                    trial["id"],
-                    FAIL,
-                    f"{path.relative_to(directory)} has sha256 {actual[:16]}..., "
-                    f"results.json records {trial['weights_sha256'][:16]}...",
-                )
-            )
-            continue
-        try:
-            model, _ = load_weights(path)
-        except ValueError as exc:
-            rows.append(Row("weights", trial["id"], FAIL, str(exc)))
-            continue
-        if model.config != ModelConfig.from_dict(trial["model"]):
-            rows.append(
-                Row(
-                    "weights",
-                    trial["id"],
-                    FAIL,
-                    "architecture in the file differs from the trial's record",
-                )
-            )
-            continue
-        rows.append(Row("weights", trial["id"], PASS, "digest matches; loads into its model"))
-    return rows, data
-
-
-def check_trial_dirs(directory: Path, data: dict) -> list[Row]:
-    """A FAIL row for each ``trials/<id>`` directory that results.json does not describe."""
-    known = {t["id"] for t in data["trials"]}
-    trials_dir = directory / TRIALS_DIR
-    present = (
-        sorted(p.name for p in trials_dir.iterdir() if p.is_dir()) if trials_dir.is_dir() else []
-    )
-    return [
-        Row(
-            "trials",
-            f"{TRIALS_DIR}/{name}",
-            FAIL,
-            "not in results.json: an unfinished trial or one of another config (finish it with "
-            "`run`, or ship only results.json's trials with `publish`)",
-        )
-        for name in present
-        if name not in known
-    ]
-
-
-def check_metrics(directory: Path, data: dict, corpus: Corpus, intact: set[str]) -> list[Row]:
-    """Evaluate the weights of every ``intact`` trial (shipped, matching its digest, loading
-    into its architecture) on the val split and the train sample and compare with the trial's
-    recorded final metrics (:data:`METRIC_TOLERANCES`)."""
-    rows = []
-    for trial in data["trials"]:
-        if trial["id"] not in intact:
-            continue
-        model, _ = load_weights(directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE)
-        torch.set_num_threads(trial["train"]["threads"])  # the summation order of the record
-        block = model.config.block_size
-        precision = trial["train"]["precision_used"]
-        autocast = torch.bfloat16 if precision == "bf16" else None
-        batch = trial["train"]["eval_batch_size"]
-        tolerance = METRIC_TOLERANCES[precision]
-        sets = {
-            "val": EvalSet.val(corpus.val, block),
-            "train": EvalSet.train_sample(corpus.train, len(corpus.val), block),
-        }
-        beyond, worst = [], 0.0
-        for split, evalset in sets.items():
-            here = evaluate(model, evalset, batch, autocast_dtype=autocast)
-            for metric in ("loss", "accuracy"):
-                recorded = trial["final"][f"{split}_{metric}"]
-                off = abs(here[metric] - recorded)
-                worst = max(worst, off) if metric == "loss" else worst
-                if off > tolerance[metric]:
-                    beyond.append(
-                        f"{split}_{metric} recorded {recorded:.6g}, the weights give "
-                        f"{here[metric]:.6g}"
-                    )
-        detail = "; ".join(beyond) or "final metrics re-evaluated from the weights: " + (
-            f"loss off by {worst:.2g} nats" if worst else "equal to the record"
-        )
-        rows.append(Row("metrics", trial["id"], FAIL if beyond else PASS, detail))
-    return rows
-
-
-def check_analysis(
-    directory: Path, data: dict, corpus: Corpus | None, intact: set[str]
-) -> list[Row]:
-    """Statistics, prediction differences (when every trial's weights are ``intact``: shipped
-    and matching their digest; needs ``corpus``) and the rendered report (:func:`check_report`)."""
-    rows = []
-    diffs = _close(data["statistics"], results.statistics(data["trials"]), RELATIVE_TOLERANCE)
-    rows.append(
-        Row(
-            "statistics",
-            "results.json",
-            FAIL if diffs else PASS,
-            "; ".join(diffs[:3])
-            if diffs
-            else f"recomputed from {len(data['trials'])} "
-            f"trial records, equal to {RELATIVE_TOLERANCE:g} relative",
-        )
-    )
-    groups: dict[str, dict[int, Path]] = {}
-    for trial in data["trials"]:
-        groups.setdefault(trial["group"], {})[trial["seed"]] = (
-            directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE
-        )
-    if not all(t["id"] in intact for t in data["trials"]):
-        detail = "needs every trial's weights, shipped and intact"
-        rows.append(Row("prediction difference", "results.json", NOT_DISTRIBUTED, detail))
-    else:
-        torch.set_num_threads(data["render"]["threads"])
-        batch_size = data["config"]["report"]["pd_batch_size"]
-        recomputed = analysis.prediction_differences(groups, corpus, batch_size)
-        diffs = _close(data["prediction_difference"], recomputed, PD_RELATIVE_TOLERANCE)
-        rows.append(
-            Row(
-                "prediction difference",
-                "results.json",
-                FAIL if diffs else PASS,
-                "; ".join(diffs[:3])
-                if diffs
-                else f"recomputed from the weights, equal to {PD_RELATIVE_TOLERANCE:g}",
-            )
-        )
-    rows += check_report(directory, data)
-    return rows
-
-
-EMBEDDED_PNG = re.compile(rb"data:image/png;base64,[A-Za-z0-9+/=]+")
-
-
-def check_report(directory: Path, data: dict) -> list[Row]:
-    """Re-render the report from results.json and compare every shipped report file.
-
-    The text files (report.md, audit.md) must match byte for byte on any platform. Figure bytes
-    depend on the rendering stack (:data:`reproduce.results.RENDERING_KEYS`): where it differs
-    from the recorded one, PNGs that differ are "platform differs" and report.html must match
-    with its embedded images set aside. A report whose inputs (a reference or compared run
-    named in the render options) are missing cannot be checked, which fails.
-    """
-    recorded, here = data["render"]["stack"], results.rendering_stack()
-    differs = [
-        f"{k} {recorded.get(k)} recorded, {here.get(k)} here"
-        for k in results.RENDERING_KEYS
-        if recorded.get(k) != here.get(k)
-    ]
-    try:
-        rendered = report.render_directory(directory, write=False, log=lambda _: None)
-    except FileNotFoundError as exc:
-        detail = f"cannot re-render: {exc} (a publication ships it; restore it or republish)"
-        return [Row("report", "re-render", FAIL, detail)]
-    rows = []
-    for name, payload in sorted(rendered.items()):
-        path = directory / name
-        if not path.is_file():
-            continue  # not shipped
-        shipped = path.read_bytes()
-        verdict, detail = PASS, "re-rendered byte for byte"
-        if shipped != payload:
-            verdict, detail = FAIL, "differs from a re-render of results.json"
-        if differs and name.endswith(".png") and verdict == FAIL:
-            verdict, detail = PLATFORM_DIFFERS, "; ".join(differs)
-        elif differs and name.endswith(".html") and verdict == FAIL:
-            text_same = EMBEDDED_PNG.sub(b"", shipped) == EMBEDDED_PNG.sub(b"", payload)
-            if text_same:
-                verdict = PLATFORM_DIFFERS
-                detail = "text re-rendered byte for byte; embedded figures: " + "; ".join(differs)
-        elif differs and verdict == FAIL:
-            detail += f" (rendering stack: {'; '.join(differs)})"
-        rows.append(Row("report", name, verdict, detail))
-    return rows
 
 
 def _corpus(data: dict, corpus_path: str | None) -> Corpus:
@@ -332,142 +102,6 @@ def _corpus(data: dict, corpus_path: str | None) -> Corpus:
             f"(sha256 {corpus.sha256}, recorded {data['data']['sha256']})"
         )
     return corpus
-
-
-METRICS = ("val_loss", "train_loss", "val_accuracy", "train_accuracy")
-
-
-def _metric_deltas(recorded: dict, here: dict) -> str:
-    """The retrained final metrics minus the recorded ones, e.g. ``val_loss +0.0012 nats,
-    ..., val_accuracy -0.05 points``; "equal" when all four are exactly equal."""
-    deltas = {k: here[k] - recorded[k] for k in METRICS}
-    if not any(deltas.values()):
-        return "final metrics equal"
-    unit = {"val_loss": "nats", "train_loss": "nats"}
-    return "retrained - recorded: " + ", ".join(
-        f"{k} {v:+.4g} {unit.get(k, 'points')}" for k, v in deltas.items()
-    )
-
-
-def retrain_outlook(trial: dict, device: str | None = None) -> platforms.Match:
-    """How this machine's platform compares with the one that trained ``trial``, decided
-    before training: the device, precision and thread count the retrain will use, and this
-    CPU or GPU (:func:`charlm.platforms.compare`).
-
-    Raises:
-        ValueError: the trial's device is not available here.
-    """
-    train = trial["train"]
-    where = determinism.resolve_device(device or train.get("device", "auto"))
-    precision = resolve_precision(train.get("precision", "fp32"), where)
-    here = platforms.record(where, precision, threads=train["threads"])
-    return platforms.compare(trial["environment"], here)
-
-
-def outlook_line(trial: dict, match: platforms.Match) -> str:
-    """What the retrain of ``trial`` can show here, said before training."""
-    recorded = platforms.describe(trial["environment"])
-    if match.same:
-        return (
-            f"{trial['id']}: same platform as recorded ({recorded}): the weights must be "
-            "bit-identical"
-        )
-    if match.differs:
-        return (
-            f"{trial['id']}: the outcome can only be 'platform differs' ({match.describe()}): "
-            "the weights cannot be bit-identical here, and the final metrics are compared "
-            "within tolerances"
-        )
-    return (
-        f"{trial['id']}: its record lacks {', '.join(match.unknown)}, so this platform "
-        f"cannot be called the same as the recording one ({recorded}): bit-identical weights "
-        "pass, others are judged within tolerances as 'platform differs or unknown'"
-    )
-
-
-def judge_retrain(trial: dict, record: dict) -> Row:
-    """The verdict on one retrained trial (``record``) against its published record.
-
-    - bit-identical weights and equal final metrics: pass, whatever the platforms;
-    - the same platform (:func:`charlm.platforms.compare`) but other weights or metrics: FAIL;
-    - another platform, or one the record cannot show to be the same: "platform differs",
-      with the final metrics within :data:`TOLERANCES`, else FAIL.
-
-    Every detail ends with the metric differences (retrained minus recorded).
-    """
-    match = platforms.compare(trial["environment"], record["environment"])
-    same_bits = record["weights_sha256"] == trial["weights_sha256"]
-    deltas = _metric_deltas(trial["final"], record["final"])
-    if same_bits and record["final"] == trial["final"]:
-        detail = "bit-identical weights and final metrics"
-        if not match.same:
-            detail += f" (platform record: {match.describe()})"
-        return Row("retrain", trial["id"], PASS, detail)
-    if match.same:
-        what = (
-            f"same platform but weights sha256 {record['weights_sha256'][:16]}... != "
-            f"recorded {trial['weights_sha256'][:16]}..."
-            if not same_bits
-            else "bit-identical weights on the same platform, but final metrics differ"
-        )
-        return Row("retrain", trial["id"], FAIL, f"{what}; {deltas}")
-    beyond = [
-        f"{k} off by {abs(record['final'][k] - trial['final'][k]):.4g} (tolerance {t})"
-        for k, t in TOLERANCES.items()
-        if abs(record["final"][k] - trial["final"][k]) > t
-    ]
-    which = "platform differs" if match.differs else "platform unknown"
-    if beyond:
-        detail = f"{which} ({match.describe()}); {'; '.join(beyond)}; {deltas}"
-        return Row("retrain", trial["id"], FAIL, detail)
-    return Row(
-        "retrain",
-        trial["id"],
-        PLATFORM_DIFFERS,
-        f"{which} ({match.describe()}); metrics within tolerance; {deltas}",
-    )
-
-
-def retrain(
-    data: dict,
-    ids: list[str],
-    corpus: Corpus,
-    work: Path,
-    log: Callable[[str], None] | None = None,
-) -> list[Row]:
-    """Train the named trials again from their records and compare with what was recorded
-    (:func:`judge_retrain`).
-
-    Args:
-        log: where to say, before each trial, what its retrain can show here
-            (:func:`outlook_line`) and then its training progress (steps, losses, time left);
-            None: silent.
-    """
-    by_id = {t["id"]: t for t in data["trials"]}
-    rows = []
-    for trial_id in ids:
-        trial = by_id[trial_id]
-        train = {k: v for k, v in trial["train"].items() if not k.endswith("_used")}
-        spec = TrialSpec(
-            ModelConfig.from_dict(trial["model"]),
-            TrainConfig.from_dict(train),
-            trial["seed"],
-            trial["data_seed"],
-        )
-        if log is not None:
-            try:
-                log(outlook_line(trial, retrain_outlook(trial)))
-            except ValueError:  # its device is not here: train_trial says so
-                pass
-        record = train_trial(
-            spec,
-            corpus,
-            work / trial_id,
-            progress=None if log is not None else False,
-            log=log or (lambda _: None),
-        )
-        rows.append(judge_retrain(trial, record))
-    return rows
 
 
 def verify(
@@ -517,6 +151,8 @@ def verify(
             raise UserError(f"unknown trial id(s) {unknown}; this result has {known}")
     add(found)
     add(check_trial_dirs(directory, data))
+    add(check_consistency(data))
+    add(check_logs(directory, data))
     intact = {r.subject for r in rows if r.check == "weights" and r.verdict == PASS}
     corpus = None
     if intact or retrain_ids:
@@ -526,7 +162,7 @@ def verify(
             raise UserError(f"{exc} (verify evaluates shipped weights on it)") from None
     evaluated = [t["id"] for t in data["trials"] if t["id"] in intact]
     again = ids if retrain_ids else []
-    pieces = len(evaluated) + 1 + len(again)
+    pieces = len(evaluated) + 2 + len(again)
     own = progress is True
     bar = terminal.Progress(pieces, "verify") if own else progress or None
     if bar is not None and not own:
@@ -536,6 +172,12 @@ def verify(
             if bar is not None:
                 bar.step(f"re-evaluating {trial_id}", plain=False)
             add(check_metrics(directory, data, corpus, {trial_id}))
+        if bar is not None:
+            bar.step("regenerating the samples", plain=False)
+        # the lowest seed's intact weights: the metrics row checked its vocabulary
+        sound = {r.subject for r in rows if r.check == "metrics" and r.verdict == PASS}
+        add(check_samples(directory, data, sound, _sample_platform))
+        add(timing_claims(data))
         if bar is not None:
             bar.step("recomputing the statistics, prediction differences and report")
         add(check_analysis(directory, data, corpus, intact))
@@ -549,43 +191,48 @@ def verify(
                         for part in terminal.wrap(line, terminal.width(), indent="    "):
                             bar.write(part)
 
+                by_id = {t["id"]: t for t in data["trials"]}
                 for trial_id in again:
                     if bar is not None:
                         bar.step(f"retraining {trial_id}")
-                    add(retrain(data, [trial_id], corpus, where, log=say))
+                    verdicts = retrain(data, [trial_id], corpus, where, log=say)
+                    add(verdicts)
+                    trial, verdict = by_id[trial_id], verdicts[-1].verdict
+                    add(retrained_rows(data, trial, where / trial_id, verdict))
     finally:
         if own:
             bar.close()
     return rows
 
 
-def format_row(row: Row, width: int | None = None) -> list[str]:
-    """One row as verify prints it while checking: verdict, check and subject, then the
-    detail, wrapped to ``width`` columns (default: :func:`reproduce.terminal.width`) with
-    continuation lines under the check."""
-    width = terminal.width() if width is None else width
-    indent = " " * (VERDICT_WIDTH + 1)
-    text = f"{row.check} {row.subject}" + (f": {row.detail}" if row.detail else "")
-    return terminal.wrap(text, width, indent=indent, first=f"{row.verdict:<{VERDICT_WIDTH}} ")
+def _sample_platform(trial: dict) -> list[str]:
+    """What differs between the platform a trial's sample was drawn on (its training
+    platform; the sample's thread count is results.json's render threads, also used here)
+    and this one."""
+    recorded = trial["environment"]
+    here = platforms.record(torch.device("cpu"), recorded["precision"], recorded["threads"])
+    match = platforms.compare(recorded, here)
+    return [] if match.same else [match.describe()]
 
 
-def format_rows(rows: list[Row]) -> str:
-    """The table verify prints."""
-    fields = ("check", "subject", "verdict")
-    widths = [max(len(f), *(len(getattr(r, f)) for r in rows)) for f in fields]
-    lines = [f"{'check':<{widths[0]}}  {'subject':<{widths[1]}}  {'verdict':<{widths[2]}}  detail"]
-    for r in rows:
-        lines.append(
-            f"{r.check:<{widths[0]}}  {r.subject:<{widths[1]}}  "
-            f"{r.verdict:<{widths[2]}}  {r.detail}"
-        )
-    return "\n".join(lines)
+def parse_retrain(value: str | None) -> list[str] | None:
+    """``--retrain``'s value as :func:`verify` takes it: None, ``["all"]`` or trial ids.
+
+    Raises:
+        UserError: a value that names no trial (``","``, spaces).
+    """
+    if value is None:
+        return None
+    if value.strip() == "all":
+        return ["all"]
+    ids = [s.strip() for s in value.split(",") if s.strip()]
+    if not ids:
+        raise UserError(f"--retrain {value!r} names no trial; give all or ids like relu-s42")
+    return ids
 
 
 def _command(args: argparse.Namespace) -> int:
-    ids = None
-    if args.retrain:
-        ids = ["all"] if args.retrain == "all" else [s for s in args.retrain.split(",") if s]
+    ids = parse_retrain(args.retrain)
     width = terminal.width()
     with terminal.Progress(0, "verify") as bar:  # its total is set once the checks are known
 
@@ -595,18 +242,15 @@ def _command(args: argparse.Namespace) -> int:
 
         bar.write(f"{'verdict':<{VERDICT_WIDTH}} check subject: detail")
         rows = verify(args.dir, ids, args.data, args.work, on_row=show, progress=bar)
+    n_trials = sum(r.check == "weights" for r in rows) or None
+    for line in terminal.wrap(summary(rows, n_trials), width, indent="  ", first=""):
+        print(line)
     failed = [r for r in rows if r.verdict == FAIL]
-    counts = {
-        v: sum(r.verdict == v for r in rows)
-        for v in (PASS, FAIL, NOT_DISTRIBUTED, PLATFORM_DIFFERS)
-    }
-    print(", ".join(f"{n} {v}" for v, n in counts.items() if n))
     if failed:
         names = ", ".join(sorted({r.subject for r in failed}))
         failed_line = f"verification FAILED: {names}"
         print("\n".join(terminal.wrap(failed_line, width, indent="  ", first="")))
         return 1
-    print("verification passed")
     return 0
 
 
@@ -615,12 +259,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "verify",
         help="check a run or published directory",
-        description="Check a result without trusting its authors: SHA256SUMS, results.json's "
-        "schema, every shipped weights file (digest, architecture, recorded final metrics), "
-        "the statistics and prediction differences recomputed, the report re-rendered byte "
-        "for byte, and with --retrain trials trained again. One row per check: pass, FAIL, "
-        "'not distributed' (weights not shipped) or 'platform differs' (a bit-for-bit "
-        "comparison this machine cannot make). Exit status 1 if any check fails.",
+        description="Check a result without trusting its authors, reading nothing outside "
+        "DIR: SHA256SUMS, results.json's schema and trial ids, the curves against the shipped "
+        "logs, every shipped weights file (digest, vocabulary, architecture, recorded final "
+        "metrics, samples), the statistics and prediction differences recomputed, the report "
+        "re-rendered byte for byte, and with --retrain trials trained again. One row per "
+        "check: pass, FAIL, 'not distributed' (weights not shipped), 'claim' (nothing can "
+        "check it: timings) or 'platform differs' (a bit-for-bit comparison this machine "
+        "cannot make). The last line says what was verified and what could not be. Exit "
+        "status 1 if any check fails.",
     )
     p.add_argument("dir", help="directory with SHA256SUMS and results.json")
     p.add_argument(
