@@ -40,6 +40,7 @@ from charlm.model import CharLM, ModelConfig
 
 __all__ = [
     "PRECISIONS",
+    "PROTOCOLS",
     "OPTIMIZER_IMPLS",
     "TrainConfig",
     "TrialSpec",
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 PRECISIONS = ("fp32", "bf16", "auto")
+PROTOCOLS = ("nanogpt", "study")  # the study protocol is charlm.study
+STUDY_EVALS = ("all", "first-and-final", "final")
+STUDY_ONLY = ("eval_iters", "study_evals")  # settings the nanogpt protocol does not use
 OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for-loop")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices training supports
 WEIGHTS_FILE = "weights.safetensors"
@@ -95,6 +99,14 @@ class TrainConfig:
             CUDA, foreach on CPU).
         threads: CPU intra-op threads (``torch.set_num_threads``); part of the platform.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        protocol: ``nanogpt`` (this module: the fields above, fixed evaluation windows) or
+            ``study`` (:mod:`charlm.study`: the study's own model layout, random stream,
+            constant learning rate and evaluation; it refuses a warm-up, a decay and clipping).
+        eval_iters: study protocol: random batches per split in each evaluation (the study's
+            ``eval_iters``); the nanogpt protocol evaluates fixed windows and ignores it.
+        study_evals: study protocol: which evaluations run their forward passes: ``all``,
+            ``first-and-final`` (step 0 and the evaluation after training) or ``final``. The
+            others draw their batches all the same, so the random stream stays the study's.
 
     Raises:
         ValueError: a value out of range, naming the setting.
@@ -119,6 +131,9 @@ class TrainConfig:
     optimizer_impl: str = "auto"
     threads: int = 2
     device: str = "auto"
+    protocol: str = "nanogpt"
+    eval_iters: int = 200
+    study_evals: str = "all"
 
     def __post_init__(self) -> None:
         for name in (
@@ -128,6 +143,7 @@ class TrainConfig:
             "eval_batch_size",
             "log_interval",
             "threads",
+            "eval_iters",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -155,6 +171,34 @@ class TrainConfig:
             raise ValueError(
                 f"train.optimizer_impl must be one of {OPTIMIZER_IMPLS}, "
                 f"got {self.optimizer_impl!r}"
+            )
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"train.protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.study_evals not in STUDY_EVALS:
+            raise ValueError(
+                f"train.study_evals must be one of {STUDY_EVALS}, got {self.study_evals!r}"
+            )
+        if self.protocol == "study":
+            self._check_study()
+
+    def _check_study(self) -> None:
+        """The study's optimisation has a constant learning rate, no clipping and runs eager:
+        refuse settings it would have to ignore."""
+        unused = {
+            "warmup_iters": (self.warmup_iters, 0),
+            "grad_clip": (self.grad_clip, 0),
+            "compile": (self.compile, False),
+        }
+        for name, (value, wanted) in unused.items():
+            if value != wanted:
+                raise ValueError(
+                    f"train.{name} = {value!r}: the study protocol has a constant learning rate, "
+                    f"no clipping and no compilation; set {name} = {str(wanted).lower()}"
+                )
+        if self.min_lr not in (None, self.lr) or self.lr_decay_iters is not None:
+            raise ValueError(
+                "train.min_lr / lr_decay_iters: the study protocol's learning rate is constant; "
+                "leave them unset"
             )
 
     def resolved(self) -> TrainConfig:
@@ -406,8 +450,11 @@ def train_trial(
             any, is kept as it was.
     """
     where: dict = {"phase": "build", "step": 0, "saved": None}
+    trainer = _train_trial
+    if spec.train.protocol == "study":
+        from charlm.study.train import train_study_trial as trainer  # it imports this module
     try:
-        return _train_trial(
+        return trainer(
             spec,
             corpus,
             Path(out_dir),
@@ -574,12 +621,13 @@ def _train_trial(
     weights_path = checkpoint.save_weights(out_dir / WEIGHTS_FILE, model, corpus.chars)
     final = curves[-1]
     record = {
+        "protocol": cfg.protocol,
         "seed": spec.seed,
         "data_seed": spec.resolved_data_seed,
         "activation": mcfg.activation,
         "model": mcfg.to_dict(),
         "train": {
-            **asdict(cfg),
+            **{k: v for k, v in asdict(cfg).items() if k not in STUDY_ONLY},
             "precision_used": setup.precision,
             "device_used": str(device),
             "optimizer_impl_used": setup.optimizer_impl,
