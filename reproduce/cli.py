@@ -22,13 +22,15 @@ COMMANDS = {
     "compare": "reproduce.compare",
     "bench": "reproduce.bench",
     "precision": "reproduce.precision",
+    "parity": "reproduce.parity",
 }
 
 
 DESCRIPTION = (
     "Reproduce the CharLM activation study: train a sweep (run), render its report, publish "
     "it, check a result (verify), audit the published report's own numbers, compare a sweep "
-    "with it, benchmark training speed, and measure what bf16 changes (precision). "
+    "with it, benchmark training speed, and measure what bf16 changes (precision), "
+    "check the study protocol's step-0 losses against the study's records (parity). "
     "`python -m reproduce COMMAND --help` for each."
 )
 

@@ -40,7 +40,7 @@ from charlm.train import (
     is_finished,
     train_trial,
 )
-from reproduce import analysis, estimate, report, results, terminal
+from reproduce import analysis, estimate, protocols, report, results, terminal
 from reproduce.config import SweepConfig, Trial, add_override_option, load_config
 from reproduce.errors import UserError
 from reproduce.manifest import write_manifest
@@ -363,6 +363,15 @@ def train_trials(
     return failures
 
 
+def study_groups(sweep: Sweep, trials: list[Trial]) -> dict[str, list]:
+    """Group id -> [(spec, weights file)] in the config's seed order (the study's trial order)."""
+    order = {seed: i for i, seed in enumerate(sweep.config.seeds)}
+    out: dict[str, list] = {}
+    for trial in sorted(trials, key=lambda t: order[t.seed]):
+        out.setdefault(trial.group, []).append((trial.spec, sweep.trial_dir(trial) / WEIGHTS_FILE))
+    return out
+
+
 def finalize(
     sweep: Sweep, log: Callable[[str], None] = print, device: str | torch.device | None = None
 ) -> dict:
@@ -412,6 +421,12 @@ def finalize(
     for group in sorted(groups):
         progress.step(f"sample of {group}")
         samples.update(analysis.samples({group: groups[group]}, options, device))
+    study_pd = None
+    if trials and trials[0].spec.train.protocol == "study":
+        log("the study's own PD: each model on its own windows, after each group's last trial")
+        study_pd = protocols.study_prediction_differences(
+            study_groups(sweep, trials), sweep.corpus
+        )
     data = {
         "schema_version": results.SCHEMA_VERSION,
         "config": sweep.config.to_dict(),
@@ -427,6 +442,7 @@ def finalize(
         "trials": entries,
         "statistics": results.statistics(entries),
         "prediction_difference": pd,
+        **({"prediction_difference_study": study_pd} if study_pd is not None else {}),
         "samples": samples,
         "render": {
             "stack": results.rendering_stack(),

@@ -39,7 +39,7 @@ from charlm.io import sha256_file
 from charlm.metrics import EvalSet, evaluate
 from charlm.model import ModelConfig
 from charlm.train import WEIGHTS_FILE, TrainConfig, TrialSpec, train_trial
-from reproduce import analysis, report, results, terminal
+from reproduce import analysis, protocols, report, results, terminal
 from reproduce.errors import UserError
 from reproduce.manifest import check_manifest
 from reproduce.runner import TRIALS_DIR
@@ -200,7 +200,13 @@ def check_metrics(directory: Path, data: dict, corpus: Corpus, intact: set[str])
     for trial in data["trials"]:
         if trial["id"] not in intact:
             continue
-        model, _ = load_weights(directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE)
+        weights = directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE
+        if protocols.is_study(trial):  # its final metrics come from the study's random batches
+            tolerance = METRIC_TOLERANCES[trial["train"]["precision_used"]]
+            ok, detail = protocols.study_final_metrics(trial, weights, corpus, tolerance)
+            rows.append(Row("metrics", trial["id"], PASS if ok else FAIL, detail))
+            continue
+        model, _ = load_weights(weights)
         torch.set_num_threads(trial["train"]["threads"])  # the summation order of the record
         block = model.config.block_size
         precision = trial["train"]["precision_used"]
@@ -271,8 +277,25 @@ def check_analysis(
                 else f"recomputed from the weights, equal to {PD_RELATIVE_TOLERANCE:g}",
             )
         )
+        if "prediction_difference_study" in data:
+            rows.append(_check_study_pd(directory, data, corpus))
     rows += check_report(directory, data)
     return rows
+
+
+def _check_study_pd(directory: Path, data: dict, corpus: Corpus) -> Row:
+    """The study's own PD recomputed from the weights and the replayed streams."""
+    groups: dict[str, list] = {}
+    order = {seed: i for i, seed in enumerate(data["config"]["sweep"]["seeds"])}
+    for trial in sorted(data["trials"], key=lambda t: order.get(t["seed"], 0)):
+        weights = directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE
+        groups.setdefault(trial["group"], []).append((protocols.spec_from_record(trial), weights))
+    recomputed = protocols.study_prediction_differences(groups, corpus)
+    diffs = _close(data["prediction_difference_study"], recomputed, PD_RELATIVE_TOLERANCE)
+    detail = "; ".join(diffs[:3]) or (
+        f"the study's PD recomputed from the weights, equal to {PD_RELATIVE_TOLERANCE:g}"
+    )
+    return Row("prediction difference (study's)", "results.json", FAIL if diffs else PASS, detail)
 
 
 EMBEDDED_PNG = re.compile(rb"data:image/png;base64,[A-Za-z0-9+/=]+")

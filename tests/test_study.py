@@ -196,3 +196,16 @@ def test_replay_reaches_the_trials_final_stream_state(study_run, corpus):
         hashlib.sha256(state.numpy().tobytes()).hexdigest()
         == (record["study"]["stream_end_sha256"])
     )
+
+
+def test_final_evaluation_is_reproduced_from_the_weights(study_run, corpus):
+    from charlm.study.train import reevaluate_final
+
+    out, record = study_run
+    model, _ = checkpoint.load_weights(out / "weights.safetensors")
+    again = reevaluate_final(tiny_study_spec(), corpus, model, n_batches=1)
+    recorded = record["study"]["final_batch_losses"]
+    assert again["batch_losses"]["train"] == recorded["train"][:1]
+    assert again["batch_losses"]["val"] == recorded["val"][:1]
+    assert again["val_accuracy"] == record["final"]["val_accuracy"]
+    assert again["train_accuracy"] == record["final"]["train_accuracy"]

@@ -87,30 +87,40 @@ class StudyStream:
 
     @torch.no_grad()
     def estimate_loss(
-        self, model: torch.nn.Module, eval_iters: int, batch_size: int, compute: bool = True
-    ) -> dict[str, float] | None:
+        self,
+        model: torch.nn.Module,
+        eval_iters: int,
+        batch_size: int,
+        compute: bool | int = True,
+    ) -> dict | None:
         """The study's ``estimate_loss``: for the train split and then the val split, the mean
         of ``eval_iters`` batch losses, each batch drawn from the stream.
 
         The per-batch losses are stored in a float32 tensor and averaged in float32, as the
         study's were. With ``compute`` False the batches are drawn (the stream advances exactly
-        as it would) but no forward pass runs, and None is returned.
+        as it would) but no forward pass runs, and None is returned; an integer ``compute``
+        computes the first that many batches of each split only (their losses, no means).
 
         Returns:
-            ``{"train": nats, "val": nats}`` or None. The model is left in training mode.
+            ``{"train": nats, "val": nats, "batch_losses": {"train": [...], "val": [...]}}``
+            or None. The model is left in training mode.
         """
         model.eval()
-        out: dict[str, float] = {}
+        n = eval_iters if compute is True else int(compute)
+        out: dict = {"batch_losses": {}}
         for split in ("train", "val"):
             losses = torch.zeros(eval_iters)
             for k in range(eval_iters):
                 starts = self.starts(split, batch_size)
-                if compute:
+                if k < n:
                     _, loss = model(*self.windows(split, starts))
                     losses[k] = loss.item()
+            out["batch_losses"][split] = losses[:n].tolist()
             out[split] = losses.mean().item()
         model.train()
-        return out if compute else None
+        if compute is False:
+            return None
+        return out if compute is True else {"batch_losses": out["batch_losses"]}
 
     @torch.no_grad()
     def last_position_logits(

@@ -33,7 +33,7 @@ from charlm.data import Corpus
 from charlm.io import atomic_write_json, atomic_write_text, sha256_file
 from charlm.model import ModelConfig
 from charlm.study.model import DropoutSource, StudyCharLM
-from charlm.study.stream import StudyStream, seeded_build
+from charlm.study.stream import ACCURACY_WINDOWS, StudyStream, seeded_build
 from charlm.train import (
     LOG_FILE,
     RECORD_FILE,
@@ -52,6 +52,7 @@ __all__ = [
     "computed_evals",
     "build_study_model",
     "replay_stream",
+    "reevaluate_final",
     "initial_weights_sha256",
     "step0_losses",
     "train_study_trial",
@@ -148,11 +149,12 @@ def step0_losses(
     }
 
 
-def replay_stream(spec: TrialSpec, corpus: Corpus) -> torch.Generator:
-    """The trial's stream after it finished (after its accuracy windows), by drawing every
-    number the trial drew without training: the initialisation (a model is built), every
-    evaluation and training batch, the final evaluation and the accuracy windows. The study's
-    PD windows come next (:func:`charlm.study.pd.study_pd`)."""
+def replay_stream(spec: TrialSpec, corpus: Corpus, upto: str = "end") -> torch.Generator:
+    """The trial's stream, by drawing every number the trial drew without training: the
+    initialisation (a model is built on the CPU), every evaluation and training batch, and with
+    ``upto`` "end" also the final evaluation and the accuracy windows ("final": the stream just
+    before the final evaluation). After "end" come the study's PD windows
+    (:func:`charlm.study.pd.study_pd`)."""
     cfg = spec.train
     _, generator, _ = build_study_model(spec.model, spec.seed, torch.device("cpu"))
     stream = StudyStream(generator, corpus, spec.model.block_size, "cpu")
@@ -161,10 +163,30 @@ def replay_stream(spec: TrialSpec, corpus: Corpus) -> torch.Generator:
         if it in due:
             _draw_eval(stream, cfg)
         stream.starts("train", cfg.batch_size)
-    _draw_eval(stream, cfg)
-    for split in ("train", "val"):
-        stream.single_starts(split, 1000)
+    if upto == "end":
+        _draw_eval(stream, cfg)
+        for split in ("train", "val"):
+            stream.single_starts(split, ACCURACY_WINDOWS)
     return generator
+
+
+def reevaluate_final(
+    spec: TrialSpec, corpus: Corpus, model: torch.nn.Module, n_batches: int
+) -> dict:
+    """The trial's final evaluation again, on the same batches, from its trained weights: the
+    losses of the first ``n_batches`` batches of each split (to compare with the recorded
+    ``final_batch_losses``) and both accuracies in full. fp32 on the CPU.
+
+    Returns:
+        ``{"batch_losses": {"train": [...], "val": [...]}, "train_accuracy", "val_accuracy"}``.
+    """
+    cfg = spec.train
+    generator = replay_stream(spec, corpus, upto="final")
+    stream = StudyStream(generator, corpus, spec.model.block_size, "cpu")
+    out = stream.estimate_loss(model, cfg.eval_iters, cfg.batch_size, compute=n_batches)
+    for split in ("train", "val"):
+        out[f"{split}_accuracy"] = stream.accuracy(model, split)
+    return out
 
 
 def _draw_eval(stream: StudyStream, cfg: TrainConfig) -> None:
@@ -206,8 +228,9 @@ def train_study_trial(
 
     The record adds ``protocol`` ("study"), per-curve-point ``computed`` (False where
     ``study_evals`` skipped the forward passes and the losses are null), ``study`` (the dropout
-    generator, the initial weights' digest, the stream state's digest at the end) and its
-    ``final`` is the evaluation after training with the accuracies on 1,000 windows.
+    generator, the initial weights' digest, the stream state's digest at the end, which
+    evaluations were computed, the final evaluation's per-batch losses) and its ``final`` is the
+    evaluation after training with the accuracies on 1,000 windows.
     """
     where = {} if where is None else where
     cfg, mcfg, out_dir = spec.train, spec.model, Path(out_dir)
@@ -270,6 +293,8 @@ def train_study_trial(
     def elapsed() -> float:
         return elapsed0 + time.perf_counter() - started
 
+    batches: dict[int, dict | None] = {}
+
     def evaluate(at: int) -> dict:
         where.update(phase="eval", step=at)
         compute = at in wanted
@@ -278,7 +303,8 @@ def train_study_trial(
         point = {"step": at, "computed": compute, "elapsed_s": elapsed()}
         point["train_loss"] = losses["train"] if losses else None
         point["val_loss"] = losses["val"] if losses else None
-        if losses and not all(map(math.isfinite, losses.values())):
+        batches[at] = losses["batch_losses"] if losses else None
+        if losses and not (math.isfinite(losses["train"]) and math.isfinite(losses["val"])):
             raise NonFiniteLossError(at, where.get("saved"))
         return point
 
@@ -323,7 +349,7 @@ def train_study_trial(
     bar.close()
 
     final = evaluate(cfg.max_iters)
-    final["step"] = cfg.max_iters
+    final_batches = batches[cfg.max_iters]
     with autocast():
         accuracy = {s: stream.accuracy(model, s) for s in ("train", "val")}
     where["phase"] = "save"
@@ -363,6 +389,7 @@ def train_study_trial(
                 generator.get_state().numpy().tobytes()
             ).hexdigest(),
             "evaluations_computed": [p["step"] for p in computed] + [cfg.max_iters],
+            "final_batch_losses": final_batches,
         },
         "data": {
             "sha256": corpus.sha256,
