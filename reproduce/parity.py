@@ -82,7 +82,7 @@ def scale_of(config) -> str:
     if t.get("protocol") != "study":
         raise UserError(
             f'{config.source} is not a study-protocol config ([train] protocol = "study"): '
-            "use configs/study-lite.toml, study-partial.toml or study-full.toml"
+            "use configs/study-lite.toml, configs/study-partial.toml or configs/full.toml"
         )
     key = (
         m.get("n_layer"),
@@ -242,7 +242,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "published value differs by more than --tolerance. Costs 2 x eval_iters forward "
         "batches per trial.",
     )
-    p.add_argument("--config", required=True, help="a study-protocol config (configs/study-*)")
+    p.add_argument(
+        "--config",
+        required=True,
+        help="a study-protocol config: configs/study-lite.toml, study-partial.toml, full.toml",
+    )
     p.add_argument("--activations", nargs="+", default=None, help="default: the config's")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the config's")
     p.add_argument(

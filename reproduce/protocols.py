@@ -18,10 +18,12 @@ from charlm.data import Corpus
 from charlm.model import ModelConfig
 from charlm.study.pd import study_pd
 from charlm.study.stream import StudyStream
-from charlm.study.train import reevaluate_final, replay_stream
-from charlm.train import TrainConfig, TrialSpec
+from charlm.study.train import StudySetup, computed_evals, reevaluate_final, replay_stream
+from charlm.train import TrainConfig, TrainingSetup, TrialSpec
 
 __all__ = [
+    "build_setup",
+    "evaluations_left",
     "is_study",
     "spec_from_record",
     "study_prediction_differences",
@@ -30,6 +32,26 @@ __all__ = [
 ]
 
 VERIFY_BATCHES = 4  # final-evaluation batches per split that verify evaluates again
+
+
+def build_setup(
+    spec: TrialSpec, corpus: Corpus, device: str | torch.device | None = None
+) -> TrainingSetup | StudySetup:
+    """The trial's training setup under its protocol (both have ``step``, ``model``,
+    ``optimizer``, ``device``, ``precision``, ``autocast_dtype``); for ``bench`` and the
+    estimate."""
+    if spec.train.protocol == "study":
+        return StudySetup.build(spec, corpus, device)
+    return TrainingSetup.build(spec, device)
+
+
+def evaluations_left(train: TrainConfig, start: int = 0) -> int | None:
+    """Study protocol: the evaluations whose forward passes a trial still runs after
+    ``start`` steps (:func:`charlm.study.train.computed_evals`; the others only draw numbers).
+    None for the nanogpt protocol (:func:`reproduce.estimate.evaluations_left` counts those)."""
+    if train.protocol != "study":
+        return None
+    return sum(1 for s in computed_evals(train) if s >= start and not (s == start > 0))
 
 
 def is_study(record: dict) -> bool:

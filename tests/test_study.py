@@ -78,7 +78,7 @@ def test_full_scale_parameter_count_is_the_study_log():
 def test_initial_weights_and_stream_equal_the_study_code(activation, monkeypatch):
     """Import the study's own model.py (read-only, from ../shared) and build both after the same
     seed: every tensor equal, same names in the same order, the generator left in the same
-    state, the same logits."""
+    state, the same logits and gradients."""
     monkeypatch.syspath_prepend(str(STUDY_CODE))
     for name in ("model", "activations"):
         sys.modules.pop(name, None)
@@ -101,6 +101,12 @@ def test_initial_weights_and_stream_equal_the_study_code(activation, monkeypatch
     x = torch.randint(65, (3, 24), generator=torch.Generator().manual_seed(0))
     theirs.eval(), ours.eval()
     assert torch.equal(ours(x), theirs(x)[0])
+    # without dropout (eval mode on both) the gradients are the same bits too
+    _, a = theirs(x, x)
+    _, b = ours(x, x)
+    a.backward(), b.backward()
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(p.grad, q.grad), name
     for name in ("model", "activations"):
         sys.modules.pop(name, None)
 

@@ -22,7 +22,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -55,6 +55,7 @@ __all__ = [
     "reevaluate_final",
     "initial_weights_sha256",
     "step0_losses",
+    "StudySetup",
     "train_study_trial",
 ]
 
@@ -212,6 +213,115 @@ def _optimizer(model: StudyCharLM, cfg: TrainConfig, device: torch.device):
     return opt, impl
 
 
+@dataclass
+class StudySetup:
+    """A study-protocol trial ready to take optimizer steps: what
+    :class:`charlm.train.TrainingSetup` is to the nanogpt protocol (the benchmark and the
+    estimate use either). Build it with :meth:`build`."""
+
+    spec: TrialSpec
+    cfg: TrainConfig
+    device: torch.device
+    precision: str  # fp32 or bf16 ("auto" is fp32: the study trained in fp32)
+    model: StudyCharLM
+    optimizer: torch.optim.Optimizer
+    optimizer_impl: str
+    determinism: dict
+    stream: StudyStream
+    dropout: dict  # the dropout generator, for the record
+    init_sha256: str
+
+    @classmethod
+    def build(
+        cls, spec: TrialSpec, corpus: Corpus, device: str | torch.device | None = None
+    ) -> StudySetup:
+        """Configure determinism and threads, build the model as the study did (on the CPU,
+        then moved to ``device``), its optimizer and the trial's stream over ``corpus``.
+
+        Raises:
+            ValueError: CUDA asked for but unavailable, or a bad seed/thread count.
+        """
+        cfg = spec.train
+        device = determinism.resolve_device(str(device or cfg.device))
+        if device.type == "cpu":
+            cpu.keep_freed_memory()
+        record = determinism.configure(spec.seed, cfg.threads, cfg.allow_tf32)
+        model, generator, dropout = build_study_model(spec.model, spec.seed, device)
+        init_sha = initial_weights_sha256(model)
+        optimizer, impl = _optimizer(model, cfg, device)
+        stream = StudyStream(generator, corpus, spec.model.block_size, device)
+        precision = "bf16" if cfg.precision == "bf16" else "fp32"
+        return cls(
+            spec, cfg, device, precision, model, optimizer, impl, record, stream, dropout, init_sha
+        )
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+    def autocast(self):
+        """The autocast context of the precision (a no-op for fp32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    @property
+    def generators(self) -> dict[str, torch.Generator]:
+        """The explicit generators whose states a saved state holds."""
+        out = {"stream": self.stream.generator}
+        if self.model.dropout_source.generator is not None:
+            out["dropout"] = self.model.dropout_source.generator
+        return out
+
+    def step(self, step: int = 0, train_data: torch.Tensor | None = None) -> torch.Tensor:
+        """One optimizer step on the stream's next training batch (``step`` and
+        ``train_data`` are not used: the stream decides the batch; they keep the signature
+        of :meth:`charlm.train.TrainingSetup.step`).
+
+        Returns:
+            the batch's mean cross-entropy (nats), a detached 0-dim tensor on the device.
+        """
+        x, y = self.stream.batch("train", self.cfg.batch_size)
+        with self.autocast():
+            _, loss = self.model(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def evaluate(self, at: int, compute: bool) -> dict:
+        """The evaluation before step ``at`` (``max_iters``: after training) as a curve point
+        ``{"step", "computed", "train_loss", "val_loss", "batch_losses"}`` (losses None when
+        not computed)."""
+        with self.autocast():
+            losses = self.stream.estimate_loss(
+                self.model, self.cfg.eval_iters, self.cfg.batch_size, compute
+            )
+        losses = losses or {"train": None, "val": None, "batch_losses": None}
+        return {
+            "step": at,
+            "computed": compute,
+            "train_loss": losses["train"],
+            "val_loss": losses["val"],
+            "batch_losses": losses["batch_losses"],
+        }
+
+
+def _check_fits(spec: TrialSpec, corpus: Corpus) -> None:
+    mcfg = spec.model
+    if mcfg.vocab_size != corpus.vocab_size:
+        raise ValueError(
+            f"model.vocab_size is {mcfg.vocab_size} but the corpus has {corpus.vocab_size} "
+            "characters; set vocab_size to the corpus's"
+        )
+    shortest = min(len(corpus.train), len(corpus.val))
+    if mcfg.block_size >= shortest:
+        raise ValueError(
+            f"model.block_size {mcfg.block_size} does not fit the data (the shorter split has "
+            f"{shortest} characters); use a smaller block_size"
+        )
+
+
 def train_study_trial(
     spec: TrialSpec,
     corpus: Corpus,
@@ -233,143 +343,134 @@ def train_study_trial(
     evaluation after training with the accuracies on 1,000 windows.
     """
     where = {} if where is None else where
-    cfg, mcfg, out_dir = spec.train, spec.model, Path(out_dir)
-    if mcfg.vocab_size != corpus.vocab_size:
-        raise ValueError(
-            f"model.vocab_size is {mcfg.vocab_size} but the corpus has {corpus.vocab_size} "
-            "characters; set vocab_size to the corpus's"
-        )
-    shortest = min(len(corpus.train), len(corpus.val))
-    if mcfg.block_size >= shortest:
-        raise ValueError(
-            f"model.block_size {mcfg.block_size} does not fit the data (the shorter split has "
-            f"{shortest} characters); use a smaller block_size"
-        )
-    write = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    device = determinism.resolve_device(str(device or cfg.device))
-    where["device"] = str(device)
-    precision = "bf16" if cfg.precision == "bf16" else "fp32"  # auto: fp32, as the study ran
-    if device.type == "cpu":
-        cpu.keep_freed_memory()
-    det = determinism.configure(spec.seed, cfg.threads, cfg.allow_tf32)
-    model, generator, dropout = build_study_model(mcfg, spec.seed, device)
-    init_sha = initial_weights_sha256(model)
-    optimizer, impl = _optimizer(model, cfg, device)
-    stream = StudyStream(generator, corpus, mcfg.block_size, device)
-    generators = {"stream": generator}
-    if model.dropout_source.generator is not None:
-        generators["dropout"] = model.dropout_source.generator
-
-    def autocast():
-        if precision == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    state_path, log_path = out_dir / STATE_FILE, out_dir / LOG_FILE
+    _check_fits(spec, corpus)
+    setup = StudySetup.build(spec, corpus, device)
+    where["device"] = str(setup.device)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / STATE_FILE
     book = {"step": 0, "elapsed_s": 0.0, "train_time_s": 0.0, "curves": [], "resumed_at": []}
     if state_path.is_file():
         try:
-            book = checkpoint.load_state(state_path, model, optimizer, generators)
+            book = checkpoint.load_state(state_path, setup.model, setup.optimizer, setup.generators)
         except ValueError as exc:
             raise ValueError(f"{exc}; delete it to train this trial from the start") from None
         book["resumed_at"].append(book["step"])
-    curves = book["curves"]
-    _write_log(log_path, curves)
+    _write_log(out_dir / LOG_FILE, book["curves"])
     where["saved"] = book["step"] if state_path.is_file() else None
+    loop = _Loop(setup, book, out_dir, where, log, progress)
+    loop.run(stop_check)
+    final = loop.evaluate(spec.train.max_iters)
+    with setup.autocast():
+        accuracy = {s: setup.stream.accuracy(setup.model, s) for s in ("train", "val")}
+    where["phase"] = "save"
+    weights = checkpoint.save_weights(out_dir / WEIGHTS_FILE, setup.model, corpus.chars)
+    record = _record(setup, corpus, book, final, accuracy, sha256_file(weights), loop.elapsed())
+    atomic_write_json(out_dir / RECORD_FILE, record)
+    state_path.unlink(missing_ok=True)
+    return record
 
-    due, wanted = set(eval_steps(cfg)), computed_evals(cfg)
-    use_bar = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(
-        total=cfg.max_iters,
-        initial=book["step"],
-        disable=not use_bar,
-        unit="step",
-        leave=False,
-        file=sys.stderr,
-    )
-    step, started, elapsed0 = book["step"], time.perf_counter(), book["elapsed_s"]
 
-    def elapsed() -> float:
-        return elapsed0 + time.perf_counter() - started
+class _Loop:
+    """The training loop of :func:`train_study_trial`: evaluations when due, state saves,
+    stops, progress."""
 
-    batches: dict[int, dict | None] = {}
+    def __init__(self, setup, book, out_dir, where, log, progress) -> None:
+        self.setup, self.book, self.out_dir, self.where = setup, book, out_dir, where
+        self.write = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.use_bar = sys.stderr.isatty() if progress is None else progress
+        self.started, self.elapsed0 = time.perf_counter(), book["elapsed_s"]
+        self.wanted = computed_evals(setup.cfg)
 
-    def evaluate(at: int) -> dict:
-        where.update(phase="eval", step=at)
-        compute = at in wanted
-        with autocast():
-            losses = stream.estimate_loss(model, cfg.eval_iters, cfg.batch_size, compute)
-        point = {"step": at, "computed": compute, "elapsed_s": elapsed()}
-        point["train_loss"] = losses["train"] if losses else None
-        point["val_loss"] = losses["val"] if losses else None
-        batches[at] = losses["batch_losses"] if losses else None
-        if losses and not (math.isfinite(losses["train"]) and math.isfinite(losses["val"])):
-            raise NonFiniteLossError(at, where.get("saved"))
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.perf_counter() - self.started
+
+    def evaluate(self, at: int) -> dict:
+        self.where.update(phase="eval", step=at)
+        point = self.setup.evaluate(at, at in self.wanted)
+        point["elapsed_s"] = self.elapsed()
+        if point["computed"] and not all(
+            map(math.isfinite, (point["train_loss"], point["val_loss"]))
+        ):
+            raise NonFiniteLossError(at, self.where.get("saved"))
         return point
 
-    def save(at: int) -> None:
-        where["phase"] = "save"
-        book.update(step=at, elapsed_s=elapsed(), curves=curves)
-        checkpoint.save_state(state_path, model, optimizer, book, generators)
-        where["saved"] = at
+    def save(self, at: int) -> None:
+        self.where["phase"] = "save"
+        self.book.update(step=at, elapsed_s=self.elapsed())
+        setup = self.setup
+        checkpoint.save_state(
+            self.out_dir / STATE_FILE, setup.model, setup.optimizer, self.book, setup.generators
+        )
+        self.where["saved"] = at
 
-    model.train()
-    with StopSignals() as signals:
-        while step < cfg.max_iters:
-            if step in due and not (curves and curves[-1]["step"] == step):
-                curves.append(evaluate(step))
-                _write_log(log_path, curves)
-                if step > 0:
-                    save(step)
-                if not use_bar and curves[-1]["computed"]:
-                    write(
-                        f"  step {step:>6}/{cfg.max_iters}  train "
-                        f"{curves[-1]['train_loss']:.4f}  val {curves[-1]['val_loss']:.4f}  "
-                        f"{elapsed():.0f}s"
-                    )
-            reason = signals.received or (
-                "stop requested" if stop_check is not None and stop_check(step) else None
+    def run(self, stop_check: Callable[[int], bool] | None) -> None:
+        """Steps from the saved step to ``max_iters``; raises TrainingInterrupted on a stop."""
+        cfg, book, curves = self.setup.cfg, self.book, self.book["curves"]
+        due = set(eval_steps(cfg))
+        step = book["step"]
+        bar = tqdm(
+            total=cfg.max_iters,
+            initial=step,
+            disable=not self.use_bar,
+            unit="step",
+            leave=False,
+            file=sys.stderr,
+        )
+        self.setup.model.train()
+        with StopSignals() as signals:
+            while step < cfg.max_iters:
+                if step in due and not (curves and curves[-1]["step"] == step):
+                    self._evaluated(self.evaluate(step))
+                reason = signals.received or (
+                    "stop requested" if stop_check is not None and stop_check(step) else None
+                )
+                if reason:
+                    self.save(step)
+                    bar.close()
+                    raise TrainingInterrupted(step, reason)
+                self.where.update(phase="step", step=step)
+                segment = time.perf_counter()
+                self.setup.step()
+                step += 1
+                book["train_time_s"] += time.perf_counter() - segment
+                bar.update(1)
+        bar.close()
+
+    def _evaluated(self, point: dict) -> None:
+        point.pop("batch_losses")
+        curves = self.book["curves"]
+        curves.append(point)
+        _write_log(self.out_dir / LOG_FILE, curves)
+        if point["step"] > 0:
+            self.save(point["step"])
+        if not self.use_bar and point["computed"]:
+            self.write(
+                f"  step {point['step']:>6}/{self.setup.cfg.max_iters}  train "
+                f"{point['train_loss']:.4f}  val {point['val_loss']:.4f}  {self.elapsed():.0f}s"
             )
-            if reason:
-                save(step)
-                bar.close()
-                raise TrainingInterrupted(step, reason)
-            where.update(phase="step", step=step)
-            segment = time.perf_counter()
-            x, y = stream.batch("train", cfg.batch_size)
-            with autocast():
-                _, loss = model(x, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            book["train_time_s"] += time.perf_counter() - segment
-            bar.update(1)
-    bar.close()
 
-    final = evaluate(cfg.max_iters)
-    final_batches = batches[cfg.max_iters]
-    with autocast():
-        accuracy = {s: stream.accuracy(model, s) for s in ("train", "val")}
-    where["phase"] = "save"
-    weights_path = checkpoint.save_weights(out_dir / WEIGHTS_FILE, model, corpus.chars)
-    tokens = cfg.max_iters * cfg.batch_size * mcfg.block_size
-    computed = [p for p in curves if p["computed"]]
+
+def _record(setup: StudySetup, corpus, book, final, accuracy, weights_sha, wall) -> dict:
+    """The trial record (see :func:`train_study_trial`)."""
+    cfg, mcfg = setup.cfg, setup.spec.model
+    computed = [p for p in book["curves"] if p["computed"]]
     best = min(computed, key=lambda p: p["val_loss"]) if computed else None
-    record = {
+    tokens = cfg.max_iters * cfg.batch_size * mcfg.block_size
+    stream_state = setup.stream.generator.get_state().numpy().tobytes()
+    return {
         "protocol": PROTOCOL,
-        "seed": spec.seed,
-        "data_seed": spec.seed,
+        "seed": setup.spec.seed,
+        "data_seed": setup.spec.seed,
         "activation": mcfg.activation,
         "model": mcfg.to_dict(),
         "train": {
             **asdict(cfg),
-            "precision_used": precision,
-            "device_used": str(device),
-            "optimizer_impl_used": impl,
+            "precision_used": setup.precision,
+            "device_used": str(setup.device),
+            "optimizer_impl_used": setup.optimizer_impl,
         },
-        "n_params": model.num_parameters(),
+        "n_params": setup.model.num_parameters(),
         "final": {
             "step": cfg.max_iters,
             "train_loss": final["train_loss"],
@@ -378,18 +479,16 @@ def train_study_trial(
             "val_accuracy": accuracy["val"],
         },
         "best": {"step": best["step"], "val_loss": best["val_loss"]} if best else None,
-        "wall_time_s": elapsed(),
+        "wall_time_s": wall,
         "tokens_per_s": tokens / book["train_time_s"] if book["train_time_s"] > 0 else None,
-        "weights_sha256": sha256_file(weights_path),
-        "curves": curves,
+        "weights_sha256": weights_sha,
+        "curves": book["curves"],
         "study": {
-            "dropout": dropout,
-            "init_sha256": init_sha,
-            "stream_end_sha256": hashlib.sha256(
-                generator.get_state().numpy().tobytes()
-            ).hexdigest(),
+            "dropout": setup.dropout,
+            "init_sha256": setup.init_sha256,
+            "stream_end_sha256": hashlib.sha256(stream_state).hexdigest(),
             "evaluations_computed": [p["step"] for p in computed] + [cfg.max_iters],
-            "final_batch_losses": final_batches,
+            "final_batch_losses": final["batch_losses"],
         },
         "data": {
             "sha256": corpus.sha256,
@@ -397,13 +496,10 @@ def train_study_trial(
             "n_val": len(corpus.val),
             "vocab_size": corpus.vocab_size,
         },
-        "determinism": det,
-        "environment": determinism.platform_record(device, precision),
+        "determinism": setup.determinism,
+        "environment": determinism.platform_record(setup.device, setup.precision),
         "resumed_at_steps": book["resumed_at"],
     }
-    atomic_write_json(out_dir / RECORD_FILE, record)
-    state_path.unlink(missing_ok=True)
-    return record
 
 
 def _write_log(path: Path, curves: list[dict]) -> None:
