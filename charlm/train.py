@@ -336,8 +336,26 @@ def _read_log(path: Path, upto_step: int) -> list[dict]:
     return [r for r in records if r["step"] <= upto_step]
 
 
+class Autocast:
+    """The autocast of a setup's resolved ``precision`` on its ``device`` (both attributes of
+    the class it is mixed into)."""
+
+    precision: str
+    device: torch.device
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+    def autocast(self):
+        """The autocast context of the resolved precision (a no-op for fp32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
 @dataclass
-class TrainingSetup:
+class TrainingSetup(Autocast):
     """A trial's model, optimizer and settings, ready to take optimizer steps.
 
     Built by :meth:`build`, which also makes the process deterministic for the trial
@@ -378,16 +396,6 @@ class TrainingSetup:
             inductor_config.fallback_random = True  # dropout masks as in eager mode
             train_model = torch.compile(model)
         return cls(spec, cfg, device, precision, model, train_model, optimizer, impl, record)
-
-    @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        return torch.bfloat16 if self.precision == "bf16" else None
-
-    def autocast(self):
-        """The autocast context of the resolved precision (a no-op for fp32)."""
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def step(self, step: int, train_data: torch.Tensor) -> torch.Tensor:
         """Optimizer step number ``step`` (0-based) on its batch of ``train_data``.
@@ -473,6 +481,37 @@ def train_trial(
         raise error from None
 
 
+def check_fits(spec: TrialSpec, corpus: Corpus) -> None:
+    """Refuse a trial its corpus cannot serve, before any work.
+
+    Raises:
+        ValueError: the model's vocabulary size is not the corpus's, or its context does not
+            fit the shorter split.
+    """
+    mcfg = spec.model
+    if mcfg.vocab_size != corpus.vocab_size:
+        raise ValueError(
+            f"model.vocab_size is {mcfg.vocab_size} but the corpus has {corpus.vocab_size} "
+            "characters; set vocab_size to the corpus's"
+        )
+    shortest = min(len(corpus.train), len(corpus.val))
+    if mcfg.block_size >= shortest:
+        raise ValueError(
+            f"model.block_size {mcfg.block_size} does not fit the data (the shorter split has "
+            f"{shortest} characters); use a smaller block_size"
+        )
+
+
+def corpus_record(corpus: Corpus) -> dict:
+    """What a trial record says of its corpus."""
+    return {
+        "sha256": corpus.sha256,
+        "n_train": len(corpus.train),
+        "n_val": len(corpus.val),
+        "vocab_size": corpus.vocab_size,
+    }
+
+
 def _train_trial(
     spec: TrialSpec,
     corpus: Corpus,
@@ -490,17 +529,7 @@ def _train_trial(
     """
     cfg = spec.train.resolved()
     mcfg = spec.model
-    if mcfg.vocab_size != corpus.vocab_size:
-        raise ValueError(
-            f"model.vocab_size is {mcfg.vocab_size} but the corpus has {corpus.vocab_size} "
-            "characters; set vocab_size to the corpus's"
-        )
-    shortest = min(len(corpus.train), len(corpus.val))
-    if mcfg.block_size >= shortest:
-        raise ValueError(
-            f"model.block_size {mcfg.block_size} does not fit the data (the shorter split has "
-            f"{shortest} characters); use a smaller block_size"
-        )
+    check_fits(spec, corpus)
     write = log or (lambda line: print(line, file=sys.stderr, flush=True))
     setup = TrainingSetup.build(spec, device)
     device, model, optimizer = setup.device, setup.model, setup.optimizer
@@ -644,12 +673,7 @@ def _train_trial(
         else None,
         "weights_sha256": sha256_file(weights_path),
         "curves": curves,
-        "data": {
-            "sha256": corpus.sha256,
-            "n_train": len(corpus.train),
-            "n_val": len(corpus.val),
-            "vocab_size": corpus.vocab_size,
-        },
+        "data": corpus_record(corpus),
         "determinism": setup.determinism,
         "environment": determinism.platform_record(device, setup.precision),
         "resumed_at_steps": book["resumed_at"],

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 
 from charlm.data import Corpus
-from charlm.model import ModelConfig
 
 __all__ = ["ACCURACY_WINDOWS", "PD_WINDOWS", "StudyStream", "seeded_build"]
 
@@ -162,13 +161,3 @@ class StudyStream:
     def state(self) -> torch.Tensor:
         """The generator's state (uint8 tensor), to save with a trial."""
         return self.generator.get_state()
-
-
-def model_config_windows_check(config: ModelConfig, corpus: Corpus) -> None:
-    """Raise ValueError when the context does not fit the shorter split."""
-    shortest = min(len(corpus.train), len(corpus.val))
-    if config.block_size >= shortest:
-        raise ValueError(
-            f"model.block_size {config.block_size} does not fit the data (the shorter split "
-            f"has {shortest} characters); use a smaller block_size"
-        )

@@ -15,7 +15,6 @@ dropout generator's states, so a resumed run ends with the same bytes as an unin
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -39,11 +38,14 @@ from charlm.train import (
     RECORD_FILE,
     STATE_FILE,
     WEIGHTS_FILE,
+    Autocast,
     NonFiniteLossError,
     StopSignals,
     TrainConfig,
     TrainingInterrupted,
     TrialSpec,
+    check_fits,
+    corpus_record,
 )
 
 __all__ = [
@@ -214,7 +216,7 @@ def _optimizer(model: StudyCharLM, cfg: TrainConfig, device: torch.device):
 
 
 @dataclass
-class StudySetup:
+class StudySetup(Autocast):
     """A study-protocol trial ready to take optimizer steps: what
     :class:`charlm.train.TrainingSetup` is to the nanogpt protocol (the benchmark and the
     estimate use either). Build it with :meth:`build`."""
@@ -254,16 +256,6 @@ class StudySetup:
         return cls(
             spec, cfg, device, precision, model, optimizer, impl, record, stream, dropout, init_sha
         )
-
-    @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        return torch.bfloat16 if self.precision == "bf16" else None
-
-    def autocast(self):
-        """The autocast context of the precision (a no-op for fp32)."""
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     @property
     def generators(self) -> dict[str, torch.Generator]:
@@ -307,21 +299,6 @@ class StudySetup:
         }
 
 
-def _check_fits(spec: TrialSpec, corpus: Corpus) -> None:
-    mcfg = spec.model
-    if mcfg.vocab_size != corpus.vocab_size:
-        raise ValueError(
-            f"model.vocab_size is {mcfg.vocab_size} but the corpus has {corpus.vocab_size} "
-            "characters; set vocab_size to the corpus's"
-        )
-    shortest = min(len(corpus.train), len(corpus.val))
-    if mcfg.block_size >= shortest:
-        raise ValueError(
-            f"model.block_size {mcfg.block_size} does not fit the data (the shorter split has "
-            f"{shortest} characters); use a smaller block_size"
-        )
-
-
 def train_study_trial(
     spec: TrialSpec,
     corpus: Corpus,
@@ -343,7 +320,7 @@ def train_study_trial(
     evaluation after training with the accuracies on 1,000 windows.
     """
     where = {} if where is None else where
-    _check_fits(spec, corpus)
+    check_fits(spec, corpus)
     setup = StudySetup.build(spec, corpus, device)
     where["device"] = str(setup.device)
     out_dir = Path(out_dir)
@@ -490,12 +467,7 @@ def _record(setup: StudySetup, corpus, book, final, accuracy, weights_sha, wall)
             "evaluations_computed": [p["step"] for p in computed] + [cfg.max_iters],
             "final_batch_losses": final["batch_losses"],
         },
-        "data": {
-            "sha256": corpus.sha256,
-            "n_train": len(corpus.train),
-            "n_val": len(corpus.val),
-            "vocab_size": corpus.vocab_size,
-        },
+        "data": corpus_record(corpus),
         "determinism": setup.determinism,
         "environment": determinism.platform_record(setup.device, setup.precision),
         "resumed_at_steps": book["resumed_at"],
