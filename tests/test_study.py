@@ -215,3 +215,19 @@ def test_final_evaluation_is_reproduced_from_the_weights(study_run, corpus):
     assert again["batch_losses"]["val"] == recorded["val"][:1]
     assert again["val_accuracy"] == record["final"]["val_accuracy"]
     assert again["train_accuracy"] == record["final"]["train_accuracy"]
+
+
+def test_dry_run_estimate_counts_the_study_evaluations(corpus):
+    """run --dry-run's rule under the study protocol: the computed evaluations only (skipped
+    ones cost nothing), each 2 x eval_iters batches, timed at the trial's size here."""
+    from reproduce import estimate, protocols
+
+    spec = tiny_study_spec(max_iters=200, eval_interval=50)
+    assert protocols.evaluations_left(spec.train) == 6  # 0, 50, 100, 150, 199 and the final
+    assert protocols.evaluations_left(spec.train, start=100) == 3  # 150, 199, final
+    lean = tiny_study_spec(max_iters=200, eval_interval=50, study_evals="final").train
+    assert protocols.evaluations_left(lean) == 1
+    timings = estimate.measure(spec, corpus, max_steps=2, budget_s=0.1)["relu"]
+    assert "per evaluation of 16 windows" in timings.basis  # 2 x 2 batches of 4
+    expected = 200 * timings.step_s + 6 * timings.eval_s + timings.setup_s
+    assert estimate.trial_seconds(spec.train, timings) == pytest.approx(expected)
