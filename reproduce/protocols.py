@@ -25,6 +25,7 @@ __all__ = [
     "build_setup",
     "evaluations_left",
     "is_study",
+    "seed_ordered_groups",
     "spec_from_record",
     "study_prediction_differences",
     "study_final_metrics",
@@ -69,6 +70,16 @@ def spec_from_record(record: dict) -> TrialSpec:
         record["seed"],
         record.get("data_seed"),
     )
+
+
+def seed_ordered_groups(trials, seeds) -> dict[str, list[tuple[TrialSpec, Path]]]:
+    """Group id -> [(spec, weights file)] in the order of ``seeds`` (the config's: the order
+    the study trained them), from ``trials``: (group, seed, spec, weights file) tuples."""
+    order = {seed: i for i, seed in enumerate(seeds)}
+    out: dict[str, list] = {}
+    for group, _seed, spec, weights in sorted(trials, key=lambda t: (t[0], order.get(t[1], 0))):
+        out.setdefault(group, []).append((spec, weights))
+    return out
 
 
 def study_prediction_differences(

@@ -363,15 +363,6 @@ def train_trials(
     return failures
 
 
-def study_groups(sweep: Sweep, trials: list[Trial]) -> dict[str, list]:
-    """Group id -> [(spec, weights file)] in the config's seed order (the study's trial order)."""
-    order = {seed: i for i, seed in enumerate(sweep.config.seeds)}
-    out: dict[str, list] = {}
-    for trial in sorted(trials, key=lambda t: order[t.seed]):
-        out.setdefault(trial.group, []).append((trial.spec, sweep.trial_dir(trial) / WEIGHTS_FILE))
-    return out
-
-
 def finalize(
     sweep: Sweep, log: Callable[[str], None] = print, device: str | torch.device | None = None
 ) -> dict:
@@ -424,9 +415,11 @@ def finalize(
     study_pd = None
     if trials and trials[0].spec.train.protocol == "study":
         log("the study's own PD: each model on its own windows, after each group's last trial")
-        study_pd = protocols.study_prediction_differences(
-            study_groups(sweep, trials), sweep.corpus
+        ordered = protocols.seed_ordered_groups(
+            [(t.group, t.seed, t.spec, sweep.trial_dir(t) / WEIGHTS_FILE) for t in trials],
+            sweep.config.seeds,
         )
+        study_pd = protocols.study_prediction_differences(ordered, sweep.corpus)
     data = {
         "schema_version": results.SCHEMA_VERSION,
         "config": sweep.config.to_dict(),

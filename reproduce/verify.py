@@ -285,11 +285,18 @@ def check_analysis(
 
 def _check_study_pd(directory: Path, data: dict, corpus: Corpus) -> Row:
     """The study's own PD recomputed from the weights and the replayed streams."""
-    groups: dict[str, list] = {}
-    order = {seed: i for i, seed in enumerate(data["config"]["sweep"]["seeds"])}
-    for trial in sorted(data["trials"], key=lambda t: order.get(t["seed"], 0)):
-        weights = directory / TRIALS_DIR / trial["id"] / WEIGHTS_FILE
-        groups.setdefault(trial["group"], []).append((protocols.spec_from_record(trial), weights))
+    groups = protocols.seed_ordered_groups(
+        [
+            (
+                t["group"],
+                t["seed"],
+                protocols.spec_from_record(t),
+                directory / TRIALS_DIR / t["id"] / WEIGHTS_FILE,
+            )
+            for t in data["trials"]
+        ],
+        data["config"]["sweep"]["seeds"],
+    )
     recomputed = protocols.study_prediction_differences(groups, corpus)
     diffs = _close(data["prediction_difference_study"], recomputed, PD_RELATIVE_TOLERANCE)
     detail = "; ".join(diffs[:3]) or (

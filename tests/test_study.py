@@ -231,3 +231,52 @@ def test_dry_run_estimate_counts_the_study_evaluations(corpus):
     assert "per evaluation of 16 windows" in timings.basis  # 2 x 2 batches of 4
     expected = 200 * timings.step_s + 6 * timings.eval_s + timings.setup_s
     assert estimate.trial_seconds(spec.train, timings) == pytest.approx(expected)
+
+
+TINY_STUDY_SWEEP = """
+name = "tiny-study"
+[model]
+n_layer = 1
+n_head = 2
+n_embd = 16
+block_size = 16
+dropout = 0.2
+dropout_sites = ["attention", "residual"]
+[train]
+protocol = "study"
+max_iters = 8
+batch_size = 4
+eval_interval = 4
+eval_iters = 2
+warmup_iters = 0
+beta2 = 0.999
+weight_decay = 0.01
+grad_clip = 0.0
+precision = "fp32"
+threads = 1
+device = "cpu"
+[sweep]
+activations = ["relu"]
+seeds = [42, 43, 44]
+[report]
+sample_tokens = 20
+"""
+
+
+def test_a_study_sweep_reports_both_pds_and_verifies(tmp_path, data_path):
+    import json
+
+    from reproduce.cli import main
+
+    config = tmp_path / "tiny-study.toml"
+    config.write_text(TINY_STUDY_SWEEP, encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    study_pd = data["prediction_difference_study"]["relu"]
+    assert sorted(study_pd["pairs"]) == ["s42-s43", "s42-s44", "s43-s44"]
+    assert all(p["windows"] == 1000 for p in study_pd["pairs"].values())
+    assert "relu" in data["prediction_difference"]  # PD on identical inputs, beside it
+    report = (out / "report.md").read_text()
+    assert "Protocol: **study**" in report and "The study's own PD" in report
+    assert main(["verify", str(out), "--data", str(data_path)]) == 0
