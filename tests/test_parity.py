@@ -117,3 +117,14 @@ def test_step0_losses_equal_the_published_ones(config, seed, corpus):
     (published,) = published_step0(STUDY, scale, "relu", seed)
     assert abs(ours["train_loss"] - published["train_loss"]) <= 1e-4
     assert abs(ours["val_loss"] - published["val_loss"]) <= 1e-4
+
+
+def test_compare_allows_the_logs_rounding_only():
+    from reproduce.parity import compare
+
+    log = {"train_loss": 4.3444, "val_loss": 4.3433, "decimals": 4, "source": "log"}
+    exact = {"train_loss": 4.344427, "val_loss": 4.343263, "decimals": None, "source": "json"}
+    close = {"train_loss": 4.34443, "val_loss": 4.34327}
+    assert [r["ok"] for r in compare(close, [log, exact], 1e-4)] == [True, True]
+    far = {"train_loss": 4.3447, "val_loss": 4.34327}  # 2.7e-4 from the float record
+    assert [r["ok"] for r in compare(far, [log, exact], 1e-4)] == [False, False]
