@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from safetensors.torch import save as st_save
 
 from charlm.io import atomic_write_bytes
 from charlm.model import CharLM, ModelConfig
+from charlm.study.model import StudyCharLM
 
 __all__ = [
     "WEIGHTS_FORMAT",
@@ -71,17 +73,18 @@ def save_weights(path: str | os.PathLike, model: CharLM, chars: str) -> Path:
         chars: the vocabulary, index order.
     """
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    metadata = _metadata(
-        {"format": WEIGHTS_FORMAT, "model_config": model.config.to_dict(), "vocabulary": chars}
-    )
-    return atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+    fields = {"format": WEIGHTS_FORMAT, "model_config": model.config.to_dict(), "vocabulary": chars}
+    if getattr(model, "protocol", "nanogpt") != "nanogpt":  # nanogpt files keep their bytes
+        fields["protocol"] = model.protocol
+    return atomic_write_bytes(path, st_save(tensors, metadata=_metadata(fields)))
 
 
 def load_weights(path: str | os.PathLike) -> tuple[CharLM, str]:
     """Rebuild the model recorded in a weights file and load its tensors.
 
     Returns:
-        (model on CPU in eval mode, vocabulary string).
+        (model on CPU in eval mode, vocabulary string): a :class:`CharLM`, or a
+        :class:`charlm.study.model.StudyCharLM` when the file says ``protocol`` study.
 
     Raises:
         ValueError: not a CharLM weights file, or tensors that do not fit the recorded
@@ -95,8 +98,9 @@ def load_weights(path: str | os.PathLike) -> tuple[CharLM, str]:
     vocabulary = metadata.get("vocabulary")
     if not isinstance(vocabulary, str) or len(vocabulary) != config.vocab_size:
         raise ValueError(f"{path}: the header's vocabulary does not have vocab_size characters")
-    _check_shapes(path, config, tensors)
-    model = CharLM(config)
+    layout = StudyCharLM if metadata.get("protocol") == "study" else CharLM
+    _check_shapes(path, config, tensors, layout)
+    model = layout(config)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -106,7 +110,9 @@ def load_weights(path: str | os.PathLike) -> tuple[CharLM, str]:
     return model, metadata["vocabulary"]
 
 
-def _check_shapes(path: Path, config: ModelConfig, tensors: dict[str, torch.Tensor]) -> None:
+def _check_shapes(
+    path: Path, config: ModelConfig, tensors: dict[str, torch.Tensor], layout: type = CharLM
+) -> None:
     """Refuse a header config that the file's tensors do not fit before a model is allocated:
     the sizes it declares are bounded by the tensors present (already read, so bounded by the
     file), then every parameter's shape is compared on the meta device (no memory).
@@ -123,7 +129,7 @@ def _check_shapes(path: Path, config: ModelConfig, tensors: dict[str, torch.Tens
     if config.n_layer > len(tensors):
         raise ValueError(f"{path}: header n_layer = {config.n_layer} has more layers than tensors")
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in CharLM(config).state_dict().items()}
+        expected = {k: tuple(v.shape) for k, v in layout(config).state_dict().items()}
     found = {k: tuple(v.shape) for k, v in tensors.items()}
     if expected != found:
         wrong = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
@@ -135,6 +141,7 @@ def save_state(
     model: CharLM,
     optimizer: torch.optim.Optimizer,
     progress: dict,
+    generators: Mapping[str, torch.Generator] | None = None,
 ) -> Path:
     """Write a resumable training state atomically.
 
@@ -144,6 +151,8 @@ def save_state(
         optimizer: its optimizer (AdamW).
         progress: JSON-serialisable bookkeeping; must hold ``step``, the number of optimizer
             steps taken.
+        generators: explicit generators of the run (name -> generator), saved beside the
+            default ones.
     """
     tensors = {
         f"model.{k}": v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()
@@ -156,6 +165,8 @@ def save_state(
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = state
+    for name, generator in (generators or {}).items():
+        tensors[f"rng.gen.{name}"] = generator.get_state()
     np_state = np.random.get_state()
     metadata = _metadata(
         {
@@ -169,16 +180,27 @@ def save_state(
     return atomic_write_bytes(path, st_save(tensors, metadata=metadata))
 
 
-def load_state(path: str | os.PathLike, model: CharLM, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore model, optimizer and every random generator from :func:`save_state`'s file.
+def load_state(
+    path: str | os.PathLike,
+    model: CharLM,
+    optimizer: torch.optim.Optimizer,
+    generators: Mapping[str, torch.Generator] | None = None,
+) -> dict:
+    """Restore model, optimizer and every random generator from :func:`save_state`'s file
+    (``generators``: the explicit ones, by the names they were saved under, set in place).
 
     Returns:
         the ``progress`` dict that was saved.
 
     Raises:
-        ValueError: not a training-state file or it does not fit ``model``/``optimizer``.
+        ValueError: not a training-state file or it does not fit ``model``/``optimizer``
+            (or lacks one of ``generators``).
     """
     tensors, metadata = _read(Path(path), STATE_FORMAT)
+    for name, generator in (generators or {}).items():
+        if f"rng.gen.{name}" not in tensors:
+            raise ValueError(f"{path} has no state of the {name!r} generator")
+        generator.set_state(tensors[f"rng.gen.{name}"])
     device = next(model.parameters()).device
     model_tensors = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:

@@ -40,6 +40,7 @@ from charlm.model import CharLM, ModelConfig
 
 __all__ = [
     "PRECISIONS",
+    "PROTOCOLS",
     "OPTIMIZER_IMPLS",
     "TrainConfig",
     "TrialSpec",
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 PRECISIONS = ("fp32", "bf16", "auto")
+PROTOCOLS = ("nanogpt", "study")  # the study protocol is charlm.study
+STUDY_EVALS = ("all", "first-and-final", "final")
+STUDY_ONLY = ("eval_iters", "study_evals")  # settings the nanogpt protocol does not use
 OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for-loop")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices training supports
 WEIGHTS_FILE = "weights.safetensors"
@@ -95,6 +99,14 @@ class TrainConfig:
             CUDA, foreach on CPU).
         threads: CPU intra-op threads (``torch.set_num_threads``); part of the platform.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        protocol: ``nanogpt`` (this module: the fields above, fixed evaluation windows) or
+            ``study`` (:mod:`charlm.study`: the study's own model layout, random stream,
+            constant learning rate and evaluation; it refuses a warm-up, a decay and clipping).
+        eval_iters: study protocol: random batches per split in each evaluation (the study's
+            ``eval_iters``); the nanogpt protocol evaluates fixed windows and ignores it.
+        study_evals: study protocol: which evaluations run their forward passes: ``all``,
+            ``first-and-final`` (step 0 and the evaluation after training) or ``final``. The
+            others draw their batches all the same, so the random stream stays the study's.
 
     Raises:
         ValueError: a value out of range, naming the setting.
@@ -119,6 +131,9 @@ class TrainConfig:
     optimizer_impl: str = "auto"
     threads: int = 2
     device: str = "auto"
+    protocol: str = "nanogpt"
+    eval_iters: int = 200
+    study_evals: str = "all"
 
     def __post_init__(self) -> None:
         for name in (
@@ -128,6 +143,7 @@ class TrainConfig:
             "eval_batch_size",
             "log_interval",
             "threads",
+            "eval_iters",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -155,6 +171,34 @@ class TrainConfig:
             raise ValueError(
                 f"train.optimizer_impl must be one of {OPTIMIZER_IMPLS}, "
                 f"got {self.optimizer_impl!r}"
+            )
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"train.protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.study_evals not in STUDY_EVALS:
+            raise ValueError(
+                f"train.study_evals must be one of {STUDY_EVALS}, got {self.study_evals!r}"
+            )
+        if self.protocol == "study":
+            self._check_study()
+
+    def _check_study(self) -> None:
+        """The study's optimisation has a constant learning rate, no clipping and runs eager:
+        refuse settings it would have to ignore."""
+        unused = {
+            "warmup_iters": (self.warmup_iters, 0),
+            "grad_clip": (self.grad_clip, 0),
+            "compile": (self.compile, False),
+        }
+        for name, (value, wanted) in unused.items():
+            if value != wanted:
+                raise ValueError(
+                    f"train.{name} = {value!r}: the study protocol has a constant learning rate, "
+                    f"no clipping and no compilation; set {name} = {str(wanted).lower()}"
+                )
+        if self.min_lr not in (None, self.lr) or self.lr_decay_iters is not None:
+            raise ValueError(
+                "train.min_lr / lr_decay_iters: the study protocol's learning rate is constant; "
+                "leave them unset"
             )
 
     def resolved(self) -> TrainConfig:
@@ -305,8 +349,26 @@ def _read_log(path: Path, upto_step: int) -> list[dict]:
     return [r for r in records if r["step"] <= upto_step]
 
 
+class Autocast:
+    """The autocast of a setup's resolved ``precision`` on its ``device`` (both attributes of
+    the class it is mixed into)."""
+
+    precision: str
+    device: torch.device
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+    def autocast(self):
+        """The autocast context of the resolved precision (a no-op for fp32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
 @dataclass
-class TrainingSetup:
+class TrainingSetup(Autocast):
     """A trial's model, optimizer and settings, ready to take optimizer steps.
 
     Built by :meth:`build`, which also makes the process deterministic for the trial
@@ -347,16 +409,6 @@ class TrainingSetup:
             inductor_config.fallback_random = True  # dropout masks as in eager mode
             train_model = torch.compile(model)
         return cls(spec, cfg, device, precision, model, train_model, optimizer, impl, record)
-
-    @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        return torch.bfloat16 if self.precision == "bf16" else None
-
-    def autocast(self):
-        """The autocast context of the resolved precision (a no-op for fp32)."""
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def step(self, step: int, train_data: torch.Tensor) -> torch.Tensor:
         """Optimizer step number ``step`` (0-based) on its batch of ``train_data``.
@@ -419,8 +471,11 @@ def train_trial(
             any, is kept as it was.
     """
     where: dict = {"phase": "build", "step": 0, "saved": None}
+    trainer = _train_trial
+    if spec.train.protocol == "study":
+        from charlm.study.train import train_study_trial as trainer  # it imports this module
     try:
-        return _train_trial(
+        return trainer(
             spec,
             corpus,
             Path(out_dir),
@@ -437,6 +492,37 @@ def train_trial(
         if error is None:
             raise
         raise error from None
+
+
+def check_fits(spec: TrialSpec, corpus: Corpus) -> None:
+    """Refuse a trial its corpus cannot serve, before any work.
+
+    Raises:
+        ValueError: the model's vocabulary size is not the corpus's, or its context does not
+            fit the shorter split.
+    """
+    mcfg = spec.model
+    if mcfg.vocab_size != corpus.vocab_size:
+        raise ValueError(
+            f"model.vocab_size is {mcfg.vocab_size} but the corpus has {corpus.vocab_size} "
+            "characters; set vocab_size to the corpus's"
+        )
+    shortest = min(len(corpus.train), len(corpus.val))
+    if mcfg.block_size >= shortest:
+        raise ValueError(
+            f"model.block_size {mcfg.block_size} does not fit the data (the shorter split has "
+            f"{shortest} characters); use a smaller block_size"
+        )
+
+
+def corpus_record(corpus: Corpus) -> dict:
+    """What a trial record says of its corpus."""
+    return {
+        "sha256": corpus.sha256,
+        "n_train": len(corpus.train),
+        "n_val": len(corpus.val),
+        "vocab_size": corpus.vocab_size,
+    }
 
 
 def _train_trial(
@@ -456,17 +542,7 @@ def _train_trial(
     """
     cfg = spec.train.resolved()
     mcfg = spec.model
-    if mcfg.vocab_size != corpus.vocab_size:
-        raise ValueError(
-            f"model.vocab_size is {mcfg.vocab_size} but the corpus has {corpus.vocab_size} "
-            "characters; set vocab_size to the corpus's"
-        )
-    shortest = min(len(corpus.train), len(corpus.val))
-    if mcfg.block_size >= shortest:
-        raise ValueError(
-            f"model.block_size {mcfg.block_size} does not fit the data (the shorter split has "
-            f"{shortest} characters); use a smaller block_size"
-        )
+    check_fits(spec, corpus)
     write = log or (lambda line: print(line, file=sys.stderr, flush=True))
     setup = TrainingSetup.build(spec, device)
     device, model, optimizer = setup.device, setup.model, setup.optimizer
@@ -595,12 +671,13 @@ def _train_trial(
     weights_path = checkpoint.save_weights(out_dir / WEIGHTS_FILE, model, corpus.chars)
     final = curves[-1]
     record = {
+        "protocol": cfg.protocol,
         "seed": spec.seed,
         "data_seed": spec.resolved_data_seed,
         "activation": mcfg.activation,
         "model": mcfg.to_dict(),
         "train": {
-            **asdict(cfg),
+            **{k: v for k, v in asdict(cfg).items() if k not in STUDY_ONLY},
             "precision_used": setup.precision,
             "device_used": str(device),
             "optimizer_impl_used": setup.optimizer_impl,
@@ -617,12 +694,7 @@ def _train_trial(
         else None,
         "weights_sha256": sha256_file(weights_path),
         "curves": curves,
-        "data": {
-            "sha256": corpus.sha256,
-            "n_train": len(corpus.train),
-            "n_val": len(corpus.val),
-            "vocab_size": corpus.vocab_size,
-        },
+        "data": corpus_record(corpus),
         "determinism": setup.determinism,
         "environment": platforms.record(device, setup.precision),
         "resumed_at_steps": book["resumed_at"],

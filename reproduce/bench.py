@@ -25,6 +25,7 @@ from charlm.activations import canonical_name
 from charlm.io import atomic_write_json
 from charlm.platforms import record as platform_record
 from charlm.train import TrainingSetup
+from reproduce import protocols
 from reproduce.config import add_override_option, load_config
 from reproduce.errors import UserError
 from reproduce.plain_baseline import time_plain_steps
@@ -182,7 +183,7 @@ def _command(args: argparse.Namespace) -> int:
         baseline = time_plain_steps(
             m, corpus.train, t.batch_size, t.lr, args.iters, args.warmup, t.threads
         )
-    setup = TrainingSetup.build(trial.spec)
+    setup = protocols.build_setup(trial.spec, corpus)
     figures = benchmark(setup, corpus.train, args.iters, args.warmup)
     limit = matmul_rate(setup)
     figures["matmul_rate_tflops"] = limit["rate_tflops"]
@@ -208,6 +209,7 @@ def _command(args: argparse.Namespace) -> int:
             "plain_baseline": baseline,
             "environment": platform_record(setup.device, setup.precision),
             "settings": {
+                "protocol": t.protocol,
                 "precision": setup.precision,
                 "optimizer_impl": setup.optimizer_impl,
                 "compile": t.compile,
@@ -225,8 +227,8 @@ def _report_lines(name, activation, setup, figures, limit, iters) -> list[str]:
     if figures["mfu"] is not None:
         mfu = f"; MFU {100 * figures['mfu']:.1f}% of {figures['mfu_peak_flops'] / 1e12:.0f} bf16"
     return [
-        f"bench {name} ({activation}): {m.n_layer} layers x {m.n_embd}, context "
-        f"{m.block_size}, batch {t.batch_size}",
+        f"bench {name} ({activation}, {t.protocol} protocol): {m.n_layer} layers x "
+        f"{m.n_embd}, context {m.block_size}, batch {t.batch_size}",
         f"  {setup.precision}, optimizer {setup.optimizer_impl}, compile {t.compile}, "
         f"{t.threads} threads, {setup.device}",
         f"  {figures['ms_per_iter_median']:,.1f} ms/iter (median of {iters}; mean "

@@ -23,6 +23,7 @@ COMMANDS = {
     "compare": "reproduce.compare",
     "bench": "reproduce.bench",
     "precision": "reproduce.precision",
+    "parity": "reproduce.parity",
 }
 
 
@@ -30,7 +31,8 @@ DESCRIPTION = (
     "Reproduce the CharLM activation study: train a sweep (run), render its report, publish "
     "it, check a result (verify), audit the published report's own numbers and the study's raw "
     "data (reference import, audit), compare a sweep "
-    "with it, benchmark training speed, and measure what bf16 changes (precision). "
+    "with it, benchmark training speed, measure what bf16 changes (precision), and "
+    "check the study protocol's step-0 losses against the study's records (parity). "
     "`python -m reproduce COMMAND --help` for each."
 )
 

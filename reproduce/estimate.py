@@ -14,9 +14,11 @@ adds ``once_s`` once per model and speed setting: what the first trial of a proc
 The times come from one of two measurements, each at the config's real size:
 
 - :func:`measure` (``run --dry-run``): training steps taken exactly as ``run`` takes them
-  (:meth:`charlm.train.TrainingSetup.step`, the config's batch size, precision, kernels and
-  threads) after a warm-up step, and evaluation batches at ``eval_batch_size``, scaled to the
-  evaluation's whole text;
+  (:meth:`charlm.train.TrainingSetup.step`, or :class:`charlm.study.train.StudySetup`'s under
+  the study protocol; the config's batch size, precision, kernels and threads) after a warm-up
+  step, and evaluation batches at ``eval_batch_size``, scaled to the evaluation's whole text
+  (study protocol: to its 2 x ``eval_iters`` batches, and the 2,000 accuracy windows once per
+  trial; evaluations that ``study_evals`` skips cost nothing);
 - :func:`timings_from_records` (the ``about ... left`` of a running sweep): the trials that
   have finished in this run, from their records (training time from their tokens/s, the rest of
   their wall time per evaluation).
@@ -40,7 +42,9 @@ from charlm.activations import canonical_name, make_activation
 from charlm.data import Corpus
 from charlm.memory import out_of_memory
 from charlm.metrics import EvalSet, evaluate
+from charlm.study.stream import ACCURACY_WINDOWS
 from charlm.train import TrainConfig, TrainingSetup, TrialSpec
+from reproduce import protocols
 
 __all__ = [
     "Timings",
@@ -105,7 +109,9 @@ def trial_seconds(train: TrainConfig, timings: Timings, start: int = 0) -> float
         ValueError: as :func:`evaluations_left`.
     """
     steps = train.max_iters - start
-    evaluations = evaluations_left(train.max_iters, train.eval_interval, start)
+    evaluations = protocols.evaluations_left(train, start)
+    if evaluations is None:
+        evaluations = evaluations_left(train.max_iters, train.eval_interval, start)
     return steps * timings.step_s + evaluations * timings.eval_s + timings.setup_s
 
 
@@ -207,7 +213,7 @@ def _measure(
 
     def build() -> tuple[TrainingSetup, list[EvalSet], float]:
         started = time.perf_counter()
-        setup = TrainingSetup.build(spec)
+        setup = protocols.build_setup(spec, corpus)
         sets = [
             EvalSet.train_sample(corpus.train, len(corpus.val), block),
             EvalSet.val(corpus.val, block),
@@ -239,6 +245,10 @@ def _measure(
         batches.append(_timed(one_batch, setup))
     per_window = statistics.fmean(batches) / batch
     windows = sum(len(t) for s in sets for t in s.x)
+    once_per_trial = 0.0
+    if cfg.protocol == "study":  # eval_iters random batches per split; 2,000 accuracy windows
+        windows = 2 * cfg.eval_iters * cfg.batch_size
+        once_per_trial = 2 * ACCURACY_WINDOWS * per_window
     phase[0] = "save"
     with tempfile.TemporaryDirectory(prefix="charlm-estimate-") as tmp:
         book = {"step": 1, "elapsed_s": 0.0, "train_time_s": 0.0, "best": None, "resumed_at": []}
@@ -249,7 +259,7 @@ def _measure(
             setup,
         )
     eval_s = windows * per_window + save_s
-    setup_s = built_s
+    setup_s = built_s + once_per_trial
     once_s = (
         max(0.0, first_built_s - built_s)
         + max(0.0, warm_s - step_s)

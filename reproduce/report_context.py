@@ -379,5 +379,24 @@ def context(data: dict, compare: dict | None = None, extra: dict | None = None) 
         "render": data["render"],
         "figures": {},
         "replication": None,
+        "protocol": _protocol(trials),
+        "study_pd": _study_pd(data, cells),
         **(extra or {}),
     }
+
+
+def _protocol(trials: list[dict]) -> str | None:
+    """The training protocol the trials name (``nanogpt``, ``study``, or both joined); None for
+    records written before protocols were recorded (their reports do not name one)."""
+    named = sorted({t["protocol"] for t in trials if "protocol" in t})
+    return " and ".join(named) or None
+
+
+def _study_pd(data: dict, cells: list[dict]) -> list[dict] | None:
+    """The study's own PD per group (results.json ``prediction_difference_study``) in the
+    report's group order, or None when the sweep has none."""
+    study = data.get("prediction_difference_study")
+    if not study:
+        return None
+    order = [row["group"] for cell in cells for row in cell["ordered"]]
+    return [{"group": g, **study[g]} for g in order if g in study]

@@ -44,7 +44,7 @@ from charlm.train import (
     is_finished,
     train_trial,
 )
-from reproduce import analysis, estimate, report, results, runlock, terminal
+from reproduce import analysis, estimate, protocols, report, results, runlock, terminal
 from reproduce.config import SweepConfig, Trial, add_override_option, load_config
 from reproduce.errors import UserError
 from reproduce.manifest import write_manifest
@@ -422,6 +422,14 @@ def finalize(
     for group in sorted(groups):
         progress.step(f"sample of {group}")
         samples.update(analysis.samples({group: groups[group]}, options, device))
+    study_pd = None
+    if trials and trials[0].spec.train.protocol == "study":
+        log("the study's own PD: each model on its own windows, after each group's last trial")
+        ordered = protocols.seed_ordered_groups(
+            [(t.group, t.seed, t.spec, sweep.trial_dir(t) / WEIGHTS_FILE) for t in trials],
+            sweep.config.seeds,
+        )
+        study_pd = protocols.study_prediction_differences(ordered, sweep.corpus)
     data = {
         "schema_version": results.SCHEMA_VERSION,
         "config": sweep.config.to_dict(),
@@ -437,6 +445,7 @@ def finalize(
         "trials": entries,
         "statistics": results.statistics(entries),
         "prediction_difference": pd,
+        **({"prediction_difference_study": study_pd} if study_pd is not None else {}),
         "samples": samples,
         "render": {
             "stack": results.rendering_stack(),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The full study (configs/full.toml: 3 activations x 3 seeds) on one GPU in one command, for a
-# GPU machine lent for minutes with no network: see usage() below, or run with --help.
+# The full study (configs/full.toml: 3 activations x 3 seeds, the study protocol; CONFIG=
+# configs/full-nanogpt.toml for the nanoGPT recipe) on one GPU in one command, for a GPU
+# machine lent for minutes with no network: see usage() below, or run with --help.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -15,7 +16,7 @@ WHEEL_PYTHON="${WHEEL_PYTHON:-3.12}"
 # --tiny: configs/full.toml's nine trials at a size two CPU cores train in seconds
 TINY_SETS=(
     model.n_layer=1 model.n_head=2 model.n_embd=32 model.block_size=32
-    train.max_iters=20 train.eval_interval=20 train.batch_size=8 train.warmup_iters=2
+    train.max_iters=20 train.eval_interval=20 train.batch_size=8 train.eval_iters=2
     train.eval_batch_size=1024 'train.precision="fp32"' 'train.device="cpu"' train.threads=1
     report.sample_tokens=40 report.pd_batch_size=1024
 )

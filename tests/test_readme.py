@@ -95,6 +95,12 @@ def run_reproduce(args: list[str], tiny_run: Path, tmp_path: Path) -> int:
             *args[args.index("--iters") + 2 :],
             *(part for setting in TINY_SETS for part in ("--set", setting)),
         ]
+    if args[0] == "parity":  # minutes per trial: tests/test_parity.py runs it for real
+        from reproduce.config import load_config
+        from reproduce.parity import scale_of
+
+        parsed = build_parser().parse_args(args)
+        return 0 if scale_of(load_config(REPO / parsed.config)) else 1
     if args[0] == "publish":
         args[2] = str(tmp_path / "published")
     if args[0] == "render":  # never re-render a committed result in place

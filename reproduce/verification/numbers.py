@@ -36,6 +36,7 @@ from charlm.metrics import EvalSet, evaluate
 from charlm.model import CharLM, ModelConfig
 from charlm.sample import SEED_MAX, sample_text
 from charlm.train import LOG_FILE
+from reproduce import protocols
 from reproduce.runner import TRIALS_DIR
 from reproduce.verification.integrity import weights_path
 from reproduce.verification.paths import UnsafePath, inside, read_bounded, regular_file
@@ -225,10 +226,16 @@ def check_metrics(directory: Path, data: dict, corpus: Corpus, intact: set[str])
     for trial in data["trials"]:
         if trial["id"] not in intact:
             continue
-        model, chars = load_weights(weights_path(directory, trial))
+        weights = weights_path(directory, trial)
+        model, chars = load_weights(weights)
         problem = _vocabulary_problem(chars, corpus)
         if problem:
             rows.append(Row("metrics", trial["id"], FAIL, problem))
+            continue
+        if protocols.is_study(trial):  # its final metrics come from the study's random batches
+            tolerance = METRIC_TOLERANCES[trial["train"]["precision_used"]]
+            ok, detail = protocols.study_final_metrics(trial, weights, corpus, tolerance)
+            rows.append(Row("metrics", trial["id"], PASS if ok else FAIL, detail))
             continue
         torch.set_num_threads(trial["train"]["threads"])  # the summation order of the record
         beyond, worst = _evaluate_against(model, trial, corpus)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from charlm.data import Corpus
-from reproduce import analysis, report, results
+from reproduce import analysis, protocols, report, results
 from reproduce.verification.integrity import weights_path
 from reproduce.verification.paths import UnsafePath, inside
 from reproduce.verification.rows import FAIL, NOT_DISTRIBUTED, PASS, PLATFORM_DIFFERS, Row, close
@@ -71,8 +71,27 @@ def check_analysis(
                 else f"recomputed from the weights, equal to {PD_RELATIVE_TOLERANCE:g}",
             )
         )
+        if "prediction_difference_study" in data:
+            rows.append(_check_study_pd(directory, data, corpus))
     rows += check_report(directory, data)
     return rows
+
+
+def _check_study_pd(directory: Path, data: dict, corpus: Corpus) -> Row:
+    """The study's own PD recomputed from the weights and the replayed streams."""
+    groups = protocols.seed_ordered_groups(
+        [
+            (t["group"], t["seed"], protocols.spec_from_record(t), weights_path(directory, t))
+            for t in data["trials"]
+        ],
+        data["config"]["sweep"]["seeds"],
+    )
+    recomputed = protocols.study_prediction_differences(groups, corpus)
+    diffs = close(data["prediction_difference_study"], recomputed, PD_RELATIVE_TOLERANCE)
+    detail = "; ".join(diffs[:3]) or (
+        f"the study's PD recomputed from the weights, equal to {PD_RELATIVE_TOLERANCE:g}"
+    )
+    return Row("prediction difference (study's)", "results.json", FAIL if diffs else PASS, detail)
 
 
 def render_option_problem(directory: Path, data: dict) -> str | None:
