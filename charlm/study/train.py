@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from charlm import checkpoint, cpu, determinism
+from charlm import checkpoint, cpu, determinism, platforms
 from charlm.data import Corpus
 from charlm.io import atomic_write_json, atomic_write_text, sha256_file
 from charlm.model import ModelConfig
@@ -469,7 +469,7 @@ def _record(setup: StudySetup, corpus, book, final, accuracy, weights_sha, wall)
         },
         "data": corpus_record(corpus),
         "determinism": setup.determinism,
-        "environment": determinism.platform_record(setup.device, setup.precision),
+        "environment": platforms.record(setup.device, setup.precision),
         "resumed_at_steps": book["resumed_at"],
     }
 

@@ -35,6 +35,7 @@ from charlm.data import Corpus
 from charlm.metrics import EvalSet, evaluate
 from charlm.model import CharLM, ModelConfig
 from charlm.sample import SEED_MAX, sample_text
+from charlm.study.model import StudyCharLM
 from charlm.train import LOG_FILE
 from reproduce import protocols
 from reproduce.runner import TRIALS_DIR
@@ -108,10 +109,14 @@ def check_consistency(data: dict) -> list[Row]:
 
 
 def _trial_problems(trial: dict, corpus: dict) -> list[str]:
+    """What in one trial's record disagrees with the rest of it. A study-protocol trial's
+    final metrics come from its evaluation after training and its accuracy windows, not from
+    its curve, whose skipped evaluations have no losses (:mod:`charlm.study`)."""
     curve, problems = trial["curves"], []
-    if any(curve[-1].get(k) != trial["final"].get(k) for k in FINAL_KEYS):
+    study = protocols.is_study(trial)
+    if not study and any(curve[-1].get(k) != trial["final"].get(k) for k in FINAL_KEYS):
         problems.append("final is not the curve's last evaluation")
-    scored = [p for p in curve if "val_loss" in p]
+    scored = [p for p in curve if p.get("val_loss") is not None]
     if scored:
         lowest = min(scored, key=lambda p: p["val_loss"])
         if trial["best"] != {"step": lowest["step"], "val_loss": lowest["val_loss"]}:
@@ -123,7 +128,7 @@ def _trial_problems(trial: dict, corpus: dict) -> list[str]:
         if config.n_layer > MAX_LAYERS:
             raise ValueError(f"n_layer {config.n_layer} is more than {MAX_LAYERS}")
         with torch.device("meta"):  # counted, not allocated
-            n_params = CharLM(config).num_parameters()
+            n_params = (StudyCharLM if study else CharLM)(config).num_parameters()
     except (TypeError, ValueError) as exc:
         return [*problems, f"its model cannot be built ({exc})"]
     if n_params != trial["n_params"]:
