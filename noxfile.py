@@ -177,9 +177,9 @@ def container(session: nox.Session) -> None:
 
     Builds a stand-in for NVIDIA's image (cached) and the project's image from the Dockerfile,
     runs the compose ``smoke`` and ``verify`` services and checks what they wrote. Docker if it
-    is on PATH, else podman (podman-compose is installed here, hash-pinned, when it is missing).
+    answers, else podman (podman-compose is installed here, hash-pinned, when it is missing).
     ``nox -s container -- --offline-build`` times a build with no network instead.
     """
-    if not shutil.which("docker") and not shutil.which("podman-compose"):
+    if shutil.which("podman") and not shutil.which("podman-compose"):
         session.install("--require-hashes", "-r", str(ROOT / "containers" / "podman-compose.txt"))
     session.run("python", str(ROOT / "containers" / "check.py"), *session.posargs)

@@ -7,7 +7,7 @@ Steps, each timed:
    ``CHARLM_OS_IMAGE`` names another.
 2. the wheels of ``containers/ngc-standin/requirements.txt`` (NVIDIA's versions; about 2.7 GB)
    into the cache (``CHARLM_CONTAINER_CACHE``, default ``~/.cache/charlm-container``): each
-   file is fetched once and checked against its pinned SHA-256 on every run.
+   file is fetched once and checked against its pinned SHA-256 whenever the stand-in is built.
 3. the stand-in for ``nvcr.io/nvidia/pytorch:24.11-py3`` (``containers/ngc-standin``), rebuilt
    only when its inputs change (a digest of them is its label).
 4. the project's image from the Dockerfile, as its header says users build it, on the stand-in.
@@ -109,10 +109,14 @@ class Engine:
 
 
 def find_engine(requested: str | None) -> Engine:
+    """The requested engine, else the first of docker, podman that answers ``info``."""
     for name in [requested] if requested else ["docker", "podman"]:
-        if shutil.which(name):
+        if shutil.which(name) and subprocess.run(
+            [name, "info"], capture_output=True, timeout=60
+        ).returncode == 0:
             return Engine(name)
-    raise CheckFailed("no container engine: install Docker, or podman (see the README)")
+    raise CheckFailed("no working container engine (docker info and podman info failed): "
+                      "install Docker, or podman (see the README)")
 
 
 def os_image(engine: Engine) -> str:
@@ -163,8 +167,8 @@ def sha256_file(path: Path) -> str:
 
 
 def standin(engine: Engine, base_os: str, cache: Path) -> None:
-    """Step 3: build the stand-in unless one built from the same inputs exists."""
-    wheels = standin_wheels(cache)
+    """Steps 2-3: unless a stand-in built from the same inputs exists, fetch its wheels and
+    build it."""
     key = hashlib.sha256()
     for name in ("Containerfile", "requirements.txt", "relabel_torch.py"):
         key.update((STANDIN / name).read_bytes())
@@ -173,6 +177,7 @@ def standin(engine: Engine, base_os: str, cache: Path) -> None:
     if engine.label(STANDIN_TAG, "charlm.standin.inputs") == key:
         log(f"{STANDIN_TAG} is up to date (inputs {key[:12]})")
         return
+    wheels = standin_wheels(cache)
     context = cache / "standin-context"
     shutil.rmtree(context, ignore_errors=True)
     (context / "wheels").mkdir(parents=True)
@@ -186,7 +191,9 @@ def standin(engine: Engine, base_os: str, cache: Path) -> None:
             shutil.copy2(source, target)
     # the stand-in needs no network when the OS image already has Python (ubuntu-rootfs.sh's)
     offline = ["--network", "none"] if base_os.startswith("localhost/") else []
-    engine("build", *engine.build_args(), *offline, "--build-arg", f"OS_IMAGE={base_os}",
+    # --no-cache: the inputs changed, and a cached RUN step need not see the new wheels
+    engine("build", *engine.build_args(), *offline, "--no-cache",
+           "--build-arg", f"OS_IMAGE={base_os}",
            "--label", f"charlm.standin.inputs={key}", "-t", STANDIN_TAG,
            "-f", str(context / "Containerfile"), str(context))
 
