@@ -68,7 +68,9 @@ RUN python requirements/container.py check --torch-version "${EXPECTED_TORCH_VER
     && python requirements/container.py select requirements/docker.txt > /tmp/missing.txt \
     && echo "installing what the container lacks:" && cut -d' ' -f1 /tmp/missing.txt \
     && if [ -s /tmp/missing.txt ]; then \
-         python -m pip install --no-cache-dir --no-deps --require-hashes -r /tmp/missing.txt; \
+         python -m pip install --no-cache-dir --no-deps --require-hashes -r /tmp/missing.txt \
+         || { echo "could not fetch what the container lacks (above): the build needs PyPI"; \
+              exit 1; }; \
        fi \
     && python requirements/container.py check --torch-version "${EXPECTED_TORCH_VERSION}" \
          --before /tmp/container-packages.json
@@ -80,8 +82,10 @@ RUN python requirements/container.py check --torch-version "${EXPECTED_TORCH_VER
 #    import check runs with a throwaway HOME, and HOME and /cache must then hold nothing of root's
 #    but the sticky directories above.
 COPY . .
-RUN python -m pip install --no-cache-dir --no-deps --require-hashes \
+RUN { python -m pip install --no-cache-dir --no-deps --require-hashes \
          --target /tmp/pep517 -r requirements/build.txt \
+       || { echo "could not fetch requirements/build.txt (setuptools, packaging): the build" \
+                 "needs PyPI (pip's messages above)"; exit 1; }; } \
     && PYTHONPATH=/tmp/pep517 python -m pip install --no-cache-dir --no-deps \
          --no-build-isolation -e . \
     && rm -rf /tmp/pep517 \

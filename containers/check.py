@@ -22,7 +22,8 @@ Steps, each timed:
 
 ``--offline-build`` instead builds the project's image with ``--network none`` and reports how
 it ended and how long it took (it must succeed or fail within a minute, naming what it could not
-fetch). A summary goes to ``runs/container-check/summary.json``. Exit 0 only if all passed.
+fetch), into ``runs/container-check/offline-build.json``. A summary of the full check goes to
+``runs/container-check/summary.json``. Exit 0 only if all passed.
 """
 
 from __future__ import annotations
@@ -220,7 +221,16 @@ def run_ids() -> tuple[int, int]:
     return ROOT_STAND_IN_IDS if uid == 0 else (uid, gid)
 
 
-def compose_override(scratch: Path, offline: bool) -> list[str]:
+def configured_ulimits(env: dict[str, str]) -> list[tuple[str, int, int]]:
+    """(name, soft, hard) of each ``default_ulimits`` entry of the CONTAINERS_CONF in ``env``."""
+    conf = env.get("CONTAINERS_CONF")
+    if not conf or not Path(conf).is_file():
+        return []
+    found = re.findall(r'"(\w+)=(\d+):(\d+)"', Path(conf).read_text())
+    return [(name, int(soft), int(hard)) for name, soft, hard in found]
+
+
+def compose_override(scratch: Path, offline: bool, engine_env: dict[str, str]) -> list[str]:
     """``-f FILE`` for this host: the compose file's ulimits lowered to the host's hard limits
     where those are lower (a container cannot raise a limit), and no network for the services
     when ``offline`` (the data then comes from CHARLM_DATA). Empty when neither applies."""
@@ -233,6 +243,10 @@ def compose_override(scratch: Path, offline: bool) -> list[str]:
         stack_value = 67108864 if stack == resource.RLIM_INFINITY else min(stack, 67108864)
         settings += ["    ulimits:", f"      memlock: {memlock_value}",
                      f"      stack: {stack_value}"]
+        # explicit ulimits replace all of podman's defaults, containers.conf's included: repeat
+        # the ones CONTAINERS_CONF sets (podman.conf: nofile, nproc)
+        for name, soft, hard in configured_ulimits(engine_env):
+            settings += [f"      {name}: {{soft: {soft}, hard: {hard}}}"]
         log(f"host hard limits below the compose file's: memlock {memlock_value} in an override")
     if offline:
         settings += ["    network_mode: none"]
@@ -368,7 +382,7 @@ def full_check(engine: Engine, cache: Path, timer: Timer) -> dict:
     offline = bool(os.environ.get("CHARLM_DATA"))
     if offline:
         env["CHARLM_DATA"] = str(Path(os.environ["CHARLM_DATA"]).resolve())
-    files = compose_override(SCRATCH, offline)
+    files = compose_override(SCRATCH, offline, engine.env)
     timer("compose smoke", compose_run, engine, files, "smoke", env)
     timer("compose verify", compose_run, engine, files, "verify",
           {**env, "VERIFY_DIR": "/artifacts/smoke"})
@@ -390,10 +404,11 @@ def main(argv: list[str] | None = None) -> int:
                  / "charlm-container")
     timer = Timer()
     summary: dict = {"engine": None, "cache": str(cache), "data": os.environ.get("CHARLM_DATA")}
+    report = SCRATCH / ("offline-build.json" if args.offline_build else "summary.json")
     try:
-        if SCRATCH.exists():
+        if not args.offline_build and SCRATCH.exists():
             shutil.rmtree(SCRATCH)
-        SCRATCH.mkdir(parents=True)
+        SCRATCH.mkdir(parents=True, exist_ok=True)
         engine = find_engine(args.engine)
         summary["engine"] = engine.name
         if args.offline_build:
@@ -408,11 +423,11 @@ def main(argv: list[str] | None = None) -> int:
         ok = False
     summary["seconds"] = timer.steps | {"total": round(time.monotonic() - timer.start, 1)}
     summary["ok"] = ok
-    (SCRATCH / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    report.write_text(json.dumps(summary, indent=1) + "\n")
     for name, value in summary.get("checks", {}).items():
         log(f"ok: {name}: {value}")
     log(f"times (s): {summary['seconds']}")
-    log(("PASSED" if ok else "FAILED") + f"; summary in {SCRATCH / 'summary.json'}")
+    log(("PASSED" if ok else "FAILED") + f"; summary in {report}")
     return 0 if ok else 1
 
 
