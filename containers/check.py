@@ -99,7 +99,7 @@ class Engine:
         return subprocess.run(argv, env=self.env, capture_output=True).returncode == 0
 
     def label(self, image: str, key: str) -> str:
-        fmt = "{{ index .Config.Labels \"%s\" }}" % key
+        fmt = '{{ index .Config.Labels "' + key + '" }}'
         argv = [self.name, "image", "inspect", "--format", fmt, image]
         done = subprocess.run(argv, env=self.env, capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
@@ -112,9 +112,13 @@ class Engine:
 def find_engine(requested: str | None) -> Engine:
     """The requested engine, else the first of docker, podman that answers ``info``."""
     for name in [requested] if requested else ["docker", "podman"]:
-        if shutil.which(name) and subprocess.run(
-            [name, "info"], capture_output=True, timeout=60
-        ).returncode == 0:
+        if not shutil.which(name):
+            continue
+        try:
+            answered = subprocess.run([name, "info"], capture_output=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            continue
+        if answered.returncode == 0:
             return Engine(name)
     raise CheckFailed("no working container engine (docker info and podman info failed): "
                       "install Docker, or podman (see the README)")
@@ -126,7 +130,10 @@ def os_image(engine: Engine) -> str:
     if image:
         return image
     if engine.name == "docker":
-        return "docker.io/library/ubuntu:24.04"
+        image = "docker.io/library/ubuntu:24.04"
+        if not engine.exists(image):
+            engine("pull", image)
+        return image
     image = "localhost/charlm-ubuntu:24.04"
     run(["bash", str(ROOT / "containers" / "ubuntu-rootfs.sh"), image],
         env={**engine.env, "ENGINE": engine.name})
@@ -153,7 +160,7 @@ def standin_wheels(cache: Path) -> list[tuple[str, str, str]]:
                  "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312",
                  "--abi", "abi3", "--abi", "none", *platforms, "--require-hashes",
                  "-r", req.name, "-d", str(wheels)])
-    for name, _, digest, filename in entries:
+    for *_, filename in entries:
         if not (wheels / filename).is_file():
             raise CheckFailed(f"{filename} is not in {wheels} after the download")
     return [(f"{n}=={v}", d, f) for n, v, d, f in entries]
@@ -170,11 +177,12 @@ def sha256_file(path: Path) -> str:
 def standin(engine: Engine, base_os: str, cache: Path) -> None:
     """Steps 2-3: unless a stand-in built from the same inputs exists, fetch its wheels and
     build it."""
-    key = hashlib.sha256()
+    inputs = hashlib.sha256()
     for name in ("Containerfile", "requirements.txt", "relabel_torch.py"):
-        key.update((STANDIN / name).read_bytes())
-    key.update(engine("image", "inspect", "--format", "{{.Id}}", base_os, capture=True).encode())
-    key = key.hexdigest()
+        inputs.update((STANDIN / name).read_bytes())
+    base_id = engine("image", "inspect", "--format", "{{.Id}}", base_os, capture=True)
+    inputs.update(base_id.encode())
+    key = inputs.hexdigest()
     if engine.label(STANDIN_TAG, "charlm.standin.inputs") == key:
         log(f"{STANDIN_TAG} is up to date (inputs {key[:12]})")
         return
