@@ -50,7 +50,17 @@ ENV HOME=/home/charlm \
 
 WORKDIR /opt/charlm-repro
 
-# 1. What the container lacks, from requirements/docker.txt (hashes; --no-deps; entries whose
+# 1. A non-root user first, before anything runs Python (importing matplotlib as root would leave
+#    a root-owned cache in HOME). HOME, caches and the mount points are world-writable (sticky),
+#    so the image runs as charlm or as any uid:gid that `docker run --user` / compose gives it.
+RUN groupadd --gid 10001 charlm \
+    && useradd --no-log-init --uid 10001 --gid 10001 --create-home --home-dir /home/charlm \
+         --shell /bin/bash charlm \
+    && mkdir -p /home/charlm/.cache /home/charlm/.config/matplotlib /cache/charlm /artifacts \
+    && chmod 1777 /home/charlm /home/charlm/.cache /home/charlm/.config \
+         /home/charlm/.config/matplotlib /cache /cache/charlm /artifacts
+
+# 2. What the container lacks, from requirements/docker.txt (hashes; --no-deps; entries whose
 #    distribution the container already has are skipped whatever their version).
 COPY requirements/ requirements/
 RUN python requirements/container.py check --torch-version "${EXPECTED_TORCH_VERSION}" \
@@ -58,33 +68,35 @@ RUN python requirements/container.py check --torch-version "${EXPECTED_TORCH_VER
     && python requirements/container.py select requirements/docker.txt > /tmp/missing.txt \
     && echo "installing what the container lacks:" && cut -d' ' -f1 /tmp/missing.txt \
     && if [ -s /tmp/missing.txt ]; then \
-         python -m pip install --no-cache-dir --no-deps --require-hashes -r /tmp/missing.txt; \
+         python -m pip install --no-cache-dir --no-deps --require-hashes -r /tmp/missing.txt \
+         || { echo "could not fetch what the container lacks (above): the build needs PyPI"; \
+              exit 1; }; \
        fi \
     && python requirements/container.py check --torch-version "${EXPECTED_TORCH_VERSION}" \
          --before /tmp/container-packages.json
 
-# 2. The project, editable, from this copy (configs/ and templates/ live at the repository
-#    root). Its build backend (setuptools, hash-pinned in requirements/build.txt) is put on
-#    PYTHONPATH for this step only and removed: the container's own setuptools stays.
+# 3. The project, editable, from this copy (configs/ and templates/ live at the repository
+#    root). Its build backend (setuptools, with the packaging release it needs: the container's
+#    packaging 23.2 is too old for setuptools >= 77), hash-pinned in requirements/build.txt, is
+#    put on PYTHONPATH for this step only and removed: the container's own copies stay. The
+#    import check runs with a throwaway HOME, and HOME and /cache must then hold nothing of root's
+#    but the sticky directories above.
 COPY . .
-RUN python -m pip install --no-cache-dir --no-deps --require-hashes \
+RUN { python -m pip install --no-cache-dir --no-deps --require-hashes \
          --target /tmp/pep517 -r requirements/build.txt \
+       || { echo "could not fetch requirements/build.txt (setuptools, packaging): the build" \
+                 "needs PyPI (pip's messages above)"; exit 1; }; } \
     && PYTHONPATH=/tmp/pep517 python -m pip install --no-cache-dir --no-deps \
          --no-build-isolation -e . \
     && rm -rf /tmp/pep517 \
     && python requirements/container.py check --torch-version "${EXPECTED_TORCH_VERSION}" \
          --before /tmp/container-packages.json \
     && rm /tmp/container-packages.json /tmp/missing.txt \
-    && python -m reproduce --help > /dev/null
-
-# 3. A non-root user; HOME, caches and the mount points are world-writable (sticky), so the
-#    image runs as charlm or as any uid:gid that `docker run --user` / compose gives it.
-RUN groupadd --gid 10001 charlm \
-    && useradd --no-log-init --uid 10001 --gid 10001 --create-home --home-dir /home/charlm \
-         --shell /bin/bash charlm \
-    && mkdir -p /home/charlm/.cache /home/charlm/.config/matplotlib /cache/charlm /artifacts \
-    && chmod 1777 /home/charlm /home/charlm/.cache /home/charlm/.config \
-         /home/charlm/.config/matplotlib /cache /cache/charlm /artifacts
+    && HOME=/tmp/home XDG_CACHE_HOME=/tmp/home/.cache MPLCONFIGDIR=/tmp/home/mpl \
+         python -m reproduce --help > /dev/null \
+    && rm -rf /tmp/home \
+    && leftovers=$(find /home/charlm /cache /artifacts -user 0 ! \( -type d -perm -1777 \)) \
+    && if [ -n "$leftovers" ]; then echo "root-owned in HOME or a cache: $leftovers"; exit 1; fi
 
 # numeric, so that the host can resolve it (hadolint DL3066); compose overrides it with the
 # caller's uid:gid

@@ -7,6 +7,8 @@ Sessions
     full    the full study sweep into artifacts/full (meant for a machine with a CUDA GPU)
     verify  ``python -m reproduce verify DIR`` (``nox -s verify -- DIR``; default: artifacts/full,
             else artifacts/cpu)
+    container  builds a stand-in for NVIDIA's image and the project's image, runs the compose
+            ``smoke`` and ``verify`` services (Docker or podman; minutes, see the README)
 
 What each session installs (into its own virtual environment under .nox/)
     1. torch, by version only: ``CHARLM_TORCH_SPEC`` (default ``torch==2.13.0``), split like a
@@ -52,6 +54,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -166,3 +169,17 @@ def verify(session: nox.Session) -> None:
     args = list(session.posargs) or [default_verify_dir()]
     _install(session, "runtime.txt", torch=True, project=True)
     session.run("python", "-m", "reproduce", "verify", *args)
+
+
+@nox.session
+def container(session: nox.Session) -> None:
+    """The container route for real: ``containers/check.py`` (see its docstring and the README).
+
+    Builds a stand-in for NVIDIA's image (cached) and the project's image from the Dockerfile,
+    runs the compose ``smoke`` and ``verify`` services and checks what they wrote. Docker if it
+    answers, else podman (podman-compose is installed here, hash-pinned, when it is missing).
+    ``nox -s container -- --offline-build`` times a build with no network instead.
+    """
+    if shutil.which("podman") and not shutil.which("podman-compose"):
+        session.install("--require-hashes", "-r", str(ROOT / "containers" / "podman-compose.txt"))
+    session.run("python", str(ROOT / "containers" / "check.py"), *session.posargs)

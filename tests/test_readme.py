@@ -130,6 +130,10 @@ def exercise(command: str, tiny_run: Path, tmp_path: Path, capsys) -> None:
             )
             == 0
         )
+    elif command == "nox -s container":  # minutes of image builds: run by hand (README)
+        assert nox_session_commands("container") == [
+            ["python", str(REPO / "containers" / "check.py")]
+        ]
     elif command == "nox -s tests":
         assert "\nnox -s tests\n" in (REPO / ".ci/run").read_text()  # CI runs exactly this
     elif "docker compose" in command:
