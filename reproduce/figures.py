@@ -249,7 +249,8 @@ def loss_series(
             by_step: dict[int, list[float]] = {}
             for trial in runs:
                 for point in trial["curves"]:
-                    by_step.setdefault(int(point["step"]), []).append(float(point[metric]))
+                    if metric in point:  # not in a study-protocol evaluation that was skipped
+                        by_step.setdefault(int(point["step"]), []).append(float(point[metric]))
             steps = sorted(by_step)
             values = [np.asarray(by_step[s], dtype=np.float64) for s in steps]
             out[key][activation] = {

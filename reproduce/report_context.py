@@ -235,7 +235,8 @@ def _curves(trials: list[dict]) -> dict[str, list[dict]]:
     by_group: dict[str, dict[int, list[dict]]] = {}
     for trial in trials:
         for point in trial["curves"]:
-            by_group.setdefault(trial["group"], {}).setdefault(point["step"], []).append(point)
+            if "val_loss" in point:  # none in a skipped study-protocol evaluation
+                by_group.setdefault(trial["group"], {}).setdefault(point["step"], []).append(point)
     out = {}
     for group, steps in by_group.items():
         out[group] = [

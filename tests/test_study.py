@@ -189,7 +189,8 @@ def test_skipped_evaluations_keep_the_stream(study_run, corpus, tmp_path):
     assert weights_digest(tmp_path / "lean") == weights_digest(out)
     assert lean["final"] == record["final"]
     assert [p["computed"] for p in lean["curves"]] == [False] * 4
-    assert lean["curves"][0]["val_loss"] is None
+    assert "val_loss" not in lean["curves"][0]
+    assert lean["best"] == {"step": 12, "val_loss": record["final"]["val_loss"]}
     assert lean["study"]["evaluations_computed"] == [12]
 
 

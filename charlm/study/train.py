@@ -283,16 +283,17 @@ class StudySetup(Autocast):
 
     def evaluate(self, at: int, compute: bool) -> dict:
         """The evaluation before step ``at`` (``max_iters``: after training) as a curve point
-        ``{"step", "computed", "train_loss", "val_loss", "batch_losses"}`` (losses None when
-        not computed)."""
+        ``{"step", "computed", "train_loss", "val_loss", "batch_losses"}`` (no losses when not
+        computed)."""
         with self.autocast():
             losses = self.stream.estimate_loss(
                 self.model, self.cfg.eval_iters, self.cfg.batch_size, compute
             )
-        losses = losses or {"train": None, "val": None, "batch_losses": None}
+        if losses is None:  # the batches were drawn, no forward pass ran: no losses
+            return {"step": at, "computed": False, "batch_losses": None}
         return {
             "step": at,
-            "computed": compute,
+            "computed": True,
             "train_loss": losses["train"],
             "val_loss": losses["val"],
             "batch_losses": losses["batch_losses"],
@@ -313,8 +314,8 @@ def train_study_trial(
     """Train one trial under the study protocol; arguments, files, record and errors as
     :func:`charlm.train.train_trial`, which calls this for ``train.protocol = "study"``.
 
-    The record adds ``protocol`` ("study"), per-curve-point ``computed`` (False where
-    ``study_evals`` skipped the forward passes and the losses are null), ``study`` (the dropout
+    The record adds ``protocol`` ("study"), per-curve-point ``computed`` (False, and no
+    losses, where ``study_evals`` skipped the forward passes), ``study`` (the dropout
     generator, the initial weights' digest, the stream state's digest at the end, which
     evaluations were computed, the final evaluation's per-batch losses) and its ``final`` is the
     evaluation after training with the accuracies on 1,000 windows.
@@ -432,7 +433,7 @@ def _record(setup: StudySetup, corpus, book, final, accuracy, weights_sha, wall)
     """The trial record (see :func:`train_study_trial`)."""
     cfg, mcfg = setup.cfg, setup.spec.model
     computed = [p for p in book["curves"] if p["computed"]]
-    best = min(computed, key=lambda p: p["val_loss"]) if computed else None
+    best = min([*computed, final], key=lambda p: p["val_loss"])  # the final one is computed
     tokens = cfg.max_iters * cfg.batch_size * mcfg.block_size
     stream_state = setup.stream.generator.get_state().numpy().tobytes()
     return {
@@ -455,7 +456,7 @@ def _record(setup: StudySetup, corpus, book, final, accuracy, weights_sha, wall)
             "train_accuracy": accuracy["train"],
             "val_accuracy": accuracy["val"],
         },
-        "best": {"step": best["step"], "val_loss": best["val_loss"]} if best else None,
+        "best": {"step": best["step"], "val_loss": best["val_loss"]},
         "wall_time_s": wall,
         "tokens_per_s": tokens / book["train_time_s"] if book["train_time_s"] > 0 else None,
         "weights_sha256": weights_sha,
