@@ -117,6 +117,10 @@ def _trial_problems(trial: dict, corpus: dict) -> list[str]:
     if not study and any(curve[-1].get(k) != trial["final"].get(k) for k in FINAL_KEYS):
         problems.append("final is not the curve's last evaluation")
     scored = [p for p in curve if p.get("val_loss") is not None]
+    if study:  # its evaluation after training counts too (charlm.study.train)
+        scored.append(
+            {"step": trial["final"].get("step"), "val_loss": trial["final"].get("val_loss")}
+        )
     if scored:
         lowest = min(scored, key=lambda p: p["val_loss"])
         if trial["best"] != {"step": lowest["step"], "val_loss": lowest["val_loss"]}:
