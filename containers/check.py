@@ -49,8 +49,12 @@ NGC_TORCH = "2.6.0a0+df5bbc09d1.nv24.11"
 NGC_CAPTURE = ROOT.parent / "shared" / "ngc-24.11" / "packages.json"
 SCRATCH = ROOT / "runs" / "container-check"
 ROOT_STAND_IN_IDS = (4242, 4242)
-WHEEL_PLATFORMS = ("manylinux1_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64",
-                   "manylinux_2_28_x86_64")
+WHEEL_PLATFORMS = (
+    "manylinux1_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux_2_28_x86_64",
+)
 ENTRY = re.compile(r"^(\S+)==(\S+) \\\n\s+--hash=sha256:([0-9a-f]{64})\s+# (\S+\.whl)$", re.M)
 
 
@@ -62,12 +66,14 @@ def log(message: str) -> None:
     print(f"[container] {message}", flush=True)
 
 
-def run(argv: list[str], *, env: dict[str, str] | None = None, capture: bool = False,
-        cwd: Path = ROOT) -> str:
+def run(
+    argv: list[str], *, env: dict[str, str] | None = None, capture: bool = False, cwd: Path = ROOT
+) -> str:
     """Run ``argv`` (printed first); raise CheckFailed on a non-zero exit."""
     log("$ " + " ".join(argv))
-    done = subprocess.run(argv, cwd=cwd, env=env, text=True,
-                          stdout=subprocess.PIPE if capture else None)
+    done = subprocess.run(
+        argv, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE if capture else None
+    )
     if done.returncode != 0:
         raise CheckFailed(f"{argv[0]} {argv[1]} exited {done.returncode}")
     return done.stdout if capture else ""
@@ -120,8 +126,10 @@ def find_engine(requested: str | None) -> Engine:
             continue
         if answered.returncode == 0:
             return Engine(name)
-    raise CheckFailed("no working container engine (docker info and podman info failed): "
-                      "install Docker, or podman (see the README)")
+    raise CheckFailed(
+        "no working container engine (docker info and podman info failed): "
+        "install Docker, or podman (see the README)"
+    )
 
 
 def os_image(engine: Engine) -> str:
@@ -135,8 +143,10 @@ def os_image(engine: Engine) -> str:
             engine("pull", image)
         return image
     image = "localhost/charlm-ubuntu:24.04"
-    run(["bash", str(ROOT / "containers" / "ubuntu-rootfs.sh"), image],
-        env={**engine.env, "ENGINE": engine.name})
+    run(
+        ["bash", str(ROOT / "containers" / "ubuntu-rootfs.sh"), image],
+        env={**engine.env, "ENGINE": engine.name},
+    )
     return image
 
 
@@ -156,10 +166,32 @@ def standin_wheels(cache: Path) -> list[tuple[str, str, str]]:
             req.write("\n".join(missing) + "\n")
             req.flush()
             platforms = [arg for p in WHEEL_PLATFORMS for arg in ("--platform", p)]
-            run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                 "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312",
-                 "--abi", "abi3", "--abi", "none", *platforms, "--require-hashes",
-                 "-r", req.name, "-d", str(wheels)])
+            run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--python-version",
+                    "3.12",
+                    "--implementation",
+                    "cp",
+                    "--abi",
+                    "cp312",
+                    "--abi",
+                    "abi3",
+                    "--abi",
+                    "none",
+                    *platforms,
+                    "--require-hashes",
+                    "-r",
+                    req.name,
+                    "-d",
+                    str(wheels),
+                ]
+            )
     for *_, filename in entries:
         if not (wheels / filename).is_file():
             raise CheckFailed(f"{filename} is not in {wheels} after the download")
@@ -201,16 +233,31 @@ def standin(engine: Engine, base_os: str, cache: Path) -> None:
     # the stand-in needs no network when the OS image already has Python (ubuntu-rootfs.sh's)
     offline = ["--network", "none"] if base_os.startswith("localhost/") else []
     # --no-cache: the inputs changed, and a cached RUN step need not see the new wheels
-    engine("build", *engine.build_args(), *offline, "--no-cache",
-           "--build-arg", f"OS_IMAGE={base_os}",
-           "--label", f"charlm.standin.inputs={key}", "-t", STANDIN_TAG,
-           "-f", str(context / "Containerfile"), str(context))
+    engine(
+        "build",
+        *engine.build_args(),
+        *offline,
+        "--no-cache",
+        "--build-arg",
+        f"OS_IMAGE={base_os}",
+        "--label",
+        f"charlm.standin.inputs={key}",
+        "-t",
+        STANDIN_TAG,
+        "-f",
+        str(context / "Containerfile"),
+        str(context),
+    )
 
 
 def build_project(engine: Engine, tag: str = IMAGE, offline: bool = False) -> None:
     """Step 4: the Dockerfile's documented build, with the stand-in as BASE_IMAGE."""
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    commit = (
+        subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        or "unknown"
+    )
     extra = engine.build_args()
     ca = os.environ.get("CHARLM_BUILD_CA") or os.environ.get("PIP_CERT")
     if ca and Path(ca).is_file() and engine.name == "podman":
@@ -219,8 +266,17 @@ def build_project(engine: Engine, tag: str = IMAGE, offline: bool = False) -> No
         extra += ["-v", f"{ca}:/etc/ssl/certs/ca-certificates.crt:ro"]
     if offline:
         extra += ["--network", "none"]
-    engine("build", *extra, "--build-arg", f"BASE_IMAGE={STANDIN_TAG}",
-           "--build-arg", f"SOURCE_COMMIT={commit}", "-t", tag, ".")
+    engine(
+        "build",
+        *extra,
+        "--build-arg",
+        f"BASE_IMAGE={STANDIN_TAG}",
+        "--build-arg",
+        f"SOURCE_COMMIT={commit}",
+        "-t",
+        tag,
+        ".",
+    )
 
 
 def run_ids() -> tuple[int, int]:
@@ -249,8 +305,11 @@ def compose_override(scratch: Path, offline: bool, engine_env: dict[str, str]) -
     if memlock != resource.RLIM_INFINITY or low_stack:
         memlock_value = -1 if memlock == resource.RLIM_INFINITY else memlock
         stack_value = 67108864 if stack == resource.RLIM_INFINITY else min(stack, 67108864)
-        settings += ["    ulimits:", f"      memlock: {memlock_value}",
-                     f"      stack: {stack_value}"]
+        settings += [
+            "    ulimits:",
+            f"      memlock: {memlock_value}",
+            f"      stack: {stack_value}",
+        ]
         # explicit ulimits replace all of podman's defaults, containers.conf's included: repeat
         # the ones CONTAINERS_CONF sets (podman.conf: nofile, nproc)
         for name, soft, hard in configured_ulimits(engine_env):
@@ -270,8 +329,7 @@ def compose_override(scratch: Path, offline: bool, engine_env: dict[str, str]) -
 
 def compose_run(engine: Engine, files: list[str], service: str, env: dict[str, str]) -> None:
     """``<compose> -f docker-compose.yml [...] run --rm SERVICE`` with ``env`` added."""
-    argv = [*engine.compose, "-f", str(ROOT / "docker-compose.yml"), *files, "run", "--rm",
-            service]
+    argv = [*engine.compose, "-f", str(ROOT / "docker-compose.yml"), *files, "run", "--rm", service]
     run(argv, env={**engine.env, **env})
 
 
@@ -281,8 +339,10 @@ def check_owner(artifacts: Path, uid: int, gid: int) -> int:
     wrong = [p for p in paths if (p.stat().st_uid, p.stat().st_gid) != (uid, gid)]
     if wrong:
         first = wrong[0].stat()
-        raise CheckFailed(f"{len(wrong)} result paths not owned by {uid}:{gid}, e.g. "
-                          f"{wrong[0]} ({first.st_uid}:{first.st_gid})")
+        raise CheckFailed(
+            f"{len(wrong)} result paths not owned by {uid}:{gid}, e.g. "
+            f"{wrong[0]} ({first.st_uid}:{first.st_gid})"
+        )
     if len(paths) < 5:
         raise CheckFailed(f"only {len(paths)} paths under {artifacts}: the smoke run wrote little")
     return len(paths)
@@ -308,17 +368,27 @@ def check_torch(engine: Engine) -> str:
 
 
 HOME_PROBE = (
-    "set -e; for d in \"$HOME\" \"$XDG_CACHE_HOME\" \"$MPLCONFIGDIR\" \"$CHARLM_CACHE_DIR\" "
-    "/artifacts; do touch \"$d/.probe\" && rm \"$d/.probe\"; done; "
-    "find \"$HOME\" /cache /artifacts -user 0 ! \\( -type d -perm -1777 \\) | head -n 5"
+    'set -e; for d in "$HOME" "$XDG_CACHE_HOME" "$MPLCONFIGDIR" "$CHARLM_CACHE_DIR" '
+    '/artifacts; do touch "$d/.probe" && rm "$d/.probe"; done; '
+    'find "$HOME" /cache /artifacts -user 0 ! \\( -type d -perm -1777 \\) | head -n 5'
 )
 
 
 def check_home(engine: Engine, uid: int) -> str:
     """As an arbitrary uid, HOME and the caches are writable and hold nothing root-owned."""
     stranger = f"{uid + 1}:{uid + 1}"
-    out = engine("run", "--rm", "--user", stranger, "--entrypoint", "bash", IMAGE, "-c",
-                 HOME_PROBE, capture=True).strip()
+    out = engine(
+        "run",
+        "--rm",
+        "--user",
+        stranger,
+        "--entrypoint",
+        "bash",
+        IMAGE,
+        "-c",
+        HOME_PROBE,
+        capture=True,
+    ).strip()
     if out:
         raise CheckFailed(f"root-owned files in the image's HOME or caches: {out}")
     return f"writable as {stranger}, nothing root-owned"
@@ -337,8 +407,11 @@ def check_standin_versions(engine: Engine) -> str:
         return f"skipped: {NGC_CAPTURE} is not beside the repository"
     capture = json.loads(NGC_CAPTURE.read_text())["packages"]
     capture = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in capture.items()}
-    have = json.loads(engine("run", "--rm", "--entrypoint", "python", STANDIN_TAG, "-c",
-                             VERSIONS_PROBE, capture=True))
+    have = json.loads(
+        engine(
+            "run", "--rm", "--entrypoint", "python", STANDIN_TAG, "-c", VERSIONS_PROBE, capture=True
+        )
+    )
     both = sorted(set(capture) & set(have))
     wrong = [f"{n} {have[n]} (NVIDIA: {capture[n]})" for n in both if have[n] != capture[n]]
     if wrong:
@@ -392,8 +465,14 @@ def full_check(engine: Engine, cache: Path, timer: Timer) -> dict:
         env["CHARLM_DATA"] = str(Path(os.environ["CHARLM_DATA"]).resolve())
     files = compose_override(SCRATCH, offline, engine.env)
     timer("compose smoke", compose_run, engine, files, "smoke", env)
-    timer("compose verify", compose_run, engine, files, "verify",
-          {**env, "VERIFY_DIR": "/artifacts/smoke"})
+    timer(
+        "compose verify",
+        compose_run,
+        engine,
+        files,
+        "verify",
+        {**env, "VERIFY_DIR": "/artifacts/smoke"},
+    )
     results["owner"] = f"{check_owner(artifacts, uid, gid)} paths owned by {uid}:{gid}"
     results["torch"] = check_torch(engine)
     results["home"] = check_home(engine, uid)
@@ -402,14 +481,19 @@ def full_check(engine: Engine, cache: Path, timer: Timer) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--engine", choices=["docker", "podman"],
-                        help="default: docker if on PATH, else podman")
-    parser.add_argument("--offline-build", action="store_true",
-                        help="only build the project's image with --network none and time it")
+    parser.add_argument(
+        "--engine", choices=["docker", "podman"], help="default: docker if on PATH, else podman"
+    )
+    parser.add_argument(
+        "--offline-build",
+        action="store_true",
+        help="only build the project's image with --network none and time it",
+    )
     args = parser.parse_args(argv)
-    cache = Path(os.environ.get("CHARLM_CONTAINER_CACHE")
-                 or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-                 / "charlm-container")
+    cache = Path(
+        os.environ.get("CHARLM_CONTAINER_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "charlm-container"
+    )
     timer = Timer()
     summary: dict = {"engine": None, "cache": str(cache), "data": os.environ.get("CHARLM_DATA")}
     report = SCRATCH / ("offline-build.json" if args.offline_build else "summary.json")

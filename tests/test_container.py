@@ -81,8 +81,12 @@ def test_compose_requires_the_callers_ids_under_names_bash_lets_us_set(compose):
 
 def readme_compose_lines() -> list[str]:
     blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
-    return [line.strip() for block in blocks for line in block.splitlines()
-            if "docker compose run" in line and not line.strip().startswith("#")]
+    return [
+        line.strip()
+        for block in blocks
+        for line in block.splitlines()
+        if "docker compose run" in line and not line.strip().startswith("#")
+    ]
 
 
 def test_readme_compose_commands_pass_the_callers_ids(tmp_path):
@@ -166,7 +170,13 @@ def test_standin_mirrors_nvidias_versions_of_what_the_project_touches():
     capture = {canonical(k): v for k, v in json.loads(NGC_CAPTURE.read_text())["packages"].items()}
     standin = pins(STANDIN / "requirements.txt")
     touched = set(pins(ROOT / "requirements" / "docker.txt")) | {
-        "pip", "setuptools", "packaging", "numpy", "scipy", "torch"}
+        "pip",
+        "setuptools",
+        "packaging",
+        "numpy",
+        "scipy",
+        "torch",
+    }
     assert touched <= set(standin)
     for name, version in standin.items():
         if name in ("torch", "triton") or name.startswith("nvidia-"):
@@ -208,7 +218,9 @@ def test_relabel_torch_rewrites_version_metadata_and_record(tmp_path):
 def test_relabel_torch_without_torch_says_so(tmp_path):
     done = subprocess.run(
         [sys.executable, "-S", str(STANDIN / "relabel_torch.py"), "1.0"],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert done.returncode == 1
     assert done.stderr.startswith("relabel_torch: ")
