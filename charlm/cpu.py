@@ -21,7 +21,7 @@ import sys
 
 import torch
 
-__all__ = ["allocator_state", "bf16_capability", "bf16_native", "keep_freed_memory"]
+__all__ = ["allocator_state", "bf16_capability", "bf16_native", "cpuinfo", "keep_freed_memory"]
 
 # glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD -1, M_MMAP_MAX -4.
 _M_TRIM_THRESHOLD = -1
@@ -30,15 +30,24 @@ _TRIM_THRESHOLD = 2**31 - 1  # bytes of free heap top kept (mallopt takes an int
 _allocator_state: str | None = None
 
 
-def _cpuinfo_flags() -> set[str]:
+def cpuinfo() -> dict[str, str]:
+    """The first processor's fields of ``/proc/cpuinfo`` (``"model name"``, ``"cpu family"``,
+    ``"flags"``, ...); empty where there is none (not Linux). Never raises."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if not line.strip():
+                    break  # end of the first processor's block
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return set()
+    return fields
+
+
+def _cpuinfo_flags() -> set[str]:
+    return set(cpuinfo().get("flags", "").split())
 
 
 def bf16_capability() -> str:

@@ -76,21 +76,6 @@ BIT_KEYS = {
 }
 
 
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields of ``/proc/cpuinfo`` (empty where there is none)."""
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if not line.strip():
-                    break  # end of the first processor's block
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    return fields
-
-
 def _cpu_capability() -> str | None:
     check = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
     return check() if check is not None else None
@@ -129,7 +114,7 @@ def record(device: torch.device, precision: str, threads: int | None = None) -> 
         Never raises.
     """
     cuda = device.type == "cuda"
-    info = _cpuinfo()
+    info = cpu.cpuinfo()
     flags = set(info.get("flags", "").split())
     return {
         "device_type": device.type,

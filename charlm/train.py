@@ -578,21 +578,13 @@ def _train_trial(
         file=sys.stderr,
     )
 
-    step = book["step"]
+    step = start_step = book["step"]
     session_start = time.perf_counter()
     elapsed0 = book["elapsed_s"]
     segment_start, segment_steps = time.perf_counter(), 0
 
     def elapsed() -> float:
         return elapsed0 + time.perf_counter() - session_start
-
-    def here() -> float:  # seconds since this process started (or resumed) the trial
-        return time.perf_counter() - session_start
-
-    start_step = book["step"]
-
-    def steps_here() -> int:
-        return step - start_step
 
     def save(at_step: int) -> None:
         book.update(step=at_step, elapsed_s=elapsed())
@@ -638,7 +630,13 @@ def _train_trial(
                     write(
                         f"  step {step:>6}/{cfg.max_iters}  train {tr['loss']:.4f}  "
                         f"val {va['loss']:.4f}  val acc {va['accuracy']:.2f}%  "
-                        f"{elapsed():.0f}s{_time_left(step, cfg.max_iters, steps_here(), here())}"
+                        f"{elapsed():.0f}s"
+                        + _time_left(
+                            step,
+                            cfg.max_iters,
+                            step - start_step,
+                            time.perf_counter() - session_start,
+                        )
                     )
                 segment_start, segment_steps = time.perf_counter(), 0
             if step == cfg.max_iters:
