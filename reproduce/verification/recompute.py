@@ -40,14 +40,11 @@ def check_analysis(
     rows = []
     diffs = close(data["statistics"], results.statistics(data["trials"]), RELATIVE_TOLERANCE)
     rows.append(
-        Row(
+        _compared(
             "statistics",
-            "results.json",
-            FAIL if diffs else PASS,
-            "; ".join(diffs[:3])
-            if diffs
-            else f"recomputed from {len(data['trials'])} "
-            f"trial records, equal to {RELATIVE_TOLERANCE:g} relative",
+            diffs,
+            f"recomputed from {len(data['trials'])} trial records, equal to "
+            f"{RELATIVE_TOLERANCE:g} relative",
         )
     )
     groups: dict[str, dict[int, Path]] = {}
@@ -62,13 +59,10 @@ def check_analysis(
         recomputed = analysis.prediction_differences(groups, corpus, batch_size)
         diffs = close(data["prediction_difference"], recomputed, PD_RELATIVE_TOLERANCE)
         rows.append(
-            Row(
+            _compared(
                 "prediction difference",
-                "results.json",
-                FAIL if diffs else PASS,
-                "; ".join(diffs[:3])
-                if diffs
-                else f"recomputed from the weights, equal to {PD_RELATIVE_TOLERANCE:g}",
+                diffs,
+                f"recomputed from the weights, equal to {PD_RELATIVE_TOLERANCE:g}",
             )
         )
         if "prediction_difference_study" in data:
@@ -88,10 +82,19 @@ def _check_study_pd(directory: Path, data: dict, corpus: Corpus) -> Row:
     )
     recomputed = protocols.study_prediction_differences(groups, corpus)
     diffs = close(data["prediction_difference_study"], recomputed, PD_RELATIVE_TOLERANCE)
-    detail = "; ".join(diffs[:3]) or (
-        f"the study's PD recomputed from the weights, equal to {PD_RELATIVE_TOLERANCE:g}"
+    return _compared(
+        "prediction difference (study's)",
+        diffs,
+        f"the study's PD recomputed from the weights, equal to {PD_RELATIVE_TOLERANCE:g}",
     )
-    return Row("prediction difference (study's)", "results.json", FAIL if diffs else PASS, detail)
+
+
+def _compared(check: str, diffs: list[str], equal: str) -> Row:
+    """The row for results.json's ``check`` recomputed: FAIL naming the first three
+    differences, or pass saying ``equal``."""
+    if diffs:
+        return Row(check, "results.json", FAIL, "; ".join(diffs[:3]))
+    return Row(check, "results.json", PASS, equal)
 
 
 def render_option_problem(directory: Path, data: dict) -> str | None:
