@@ -53,6 +53,7 @@ __all__ = [
     "resolve_precision",
     "train_trial",
     "is_finished",
+    "left_text",
 ]
 
 PRECISIONS = ("fp32", "bf16", "auto")
@@ -276,17 +277,22 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if device.type == "cuda" or cpu.bf16_native() else "fp32"
 
 
+def left_text(seconds: float) -> str:
+    """``", ~4m left"`` for an estimate of ``seconds`` still to go (``", ~1h05m left"`` past an
+    hour); the caller says what the estimate is based on."""
+    if seconds < 60:
+        return f", ~{seconds:.0f}s left"
+    if seconds < 3600:
+        return f", ~{seconds / 60:.0f}m left"
+    return f", ~{seconds // 3600:.0f}h{seconds % 3600 / 60:02.0f}m left"
+
+
 def _time_left(step: int, max_iters: int, steps_done: int, seconds: float) -> str:
     """``", ~4m left"``: the steps still to take at this process's pace so far (its steps and
     evaluations together); "" before the first step or after the last."""
     if steps_done <= 0 or step >= max_iters:
         return ""
-    left = (max_iters - step) * seconds / steps_done
-    if left < 60:
-        return f", ~{left:.0f}s left"
-    if left < 3600:
-        return f", ~{left / 60:.0f}m left"
-    return f", ~{left // 3600:.0f}h{left % 3600 / 60:02.0f}m left"
+    return left_text((max_iters - step) * seconds / steps_done)
 
 
 def is_finished(trial_dir: str | Path) -> bool:

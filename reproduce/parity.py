@@ -20,15 +20,23 @@ The scale of a config is recognised by its model and evaluation sizes (:data:`SC
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import re
+import sys
 import time
 from pathlib import Path
 
+import torch
+from tqdm import tqdm
+
+from charlm import platforms
 from charlm.study.train import step0_losses
+from charlm.train import left_text
 from reproduce.config import load_config
 from reproduce.errors import UserError
 from reproduce.runner import load_corpus
+from reproduce.terminal import is_terminal
 
 __all__ = ["PUBLISHED", "SCALES", "published_step0", "scale_of", "register"]
 
@@ -155,6 +163,37 @@ def _log_step0(path: Path, activation: str, trial: int) -> list[dict]:
     return out
 
 
+class BatchProgress:
+    """Progress through one trial's ``total`` forward batches: a tqdm bar with an ETA on a
+    terminal (stderr), else a plain line at every tenth of them, with the time left at this
+    trial's mean time per batch so far."""
+
+    def __init__(self, label: str, total: int, bar: bool | None = None) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.started = time.perf_counter()
+        use_bar = is_terminal(sys.stderr) if bar is None else bar
+        self.bar = tqdm(
+            total=total, desc=label, unit="batch", file=sys.stderr, leave=False, disable=not use_bar
+        )
+
+    def __call__(self) -> None:
+        self.done += 1
+        self.bar.update(1)
+        tenth = max(1, self.total // 10)
+        if self.bar.disable and self.done < self.total and self.done % tenth == 0:
+            spent = time.perf_counter() - self.started
+            left = left_text((self.total - self.done) * spent / self.done)
+            print(
+                f"  {self.label}: {self.done}/{self.total} batches, {spent:.0f} s{left}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        """Remove the bar."""
+        self.bar.close()
+
+
 def compare(ours: dict, published: list[dict], tolerance: float) -> list[dict]:
     """Each published record with the largest absolute difference and whether it is within
     ``tolerance`` (for a value the log rounded to ``decimals``, within ``tolerance`` plus half
@@ -176,6 +215,7 @@ def _command(args: argparse.Namespace) -> int:
     corpus = load_corpus(config, args.config, args.data)
     trials = {(t.activation, t.seed): t for t in config.trials(corpus.vocab_size)}
     failed, results = 0, []
+    threads = next(iter(trials.values())).spec.train.threads if trials else 2
     print(f"step-0 losses, study protocol, scale {scale} ({config.source}); fp32 on the CPU")
     for activation in activations:
         for seed in seeds:
@@ -184,14 +224,20 @@ def _command(args: argparse.Namespace) -> int:
                 raise UserError(f"{activation} seed {seed} is not a trial of {config.source}")
             published = published_step0(study_dir, scale, activation, seed)
             started = time.perf_counter()
-            ours = step0_losses(
-                trial.spec.model,
-                corpus,
-                seed,
-                trial.spec.train.eval_iters,
-                trial.spec.train.batch_size,
-                trial.spec.train.threads,
-            )
+            train = trial.spec.train
+            progress = BatchProgress(f"{activation} seed {seed}", 2 * train.eval_iters)
+            try:
+                ours = step0_losses(
+                    trial.spec.model,
+                    corpus,
+                    seed,
+                    train.eval_iters,
+                    train.batch_size,
+                    train.threads,
+                    on_batch=progress,
+                )
+            finally:
+                progress.close()
             seconds = time.perf_counter() - started
             rows = compare(ours, published, args.tolerance)
             failed += sum(not r["ok"] for r in rows)
@@ -217,16 +263,27 @@ def _command(args: argparse.Namespace) -> int:
                     "published": rows,
                 }
             )
-    if args.out:
-        from charlm.io import atomic_write_json
-
-        atomic_write_json(
-            Path(args.out), {"scale": scale, "tolerance": args.tolerance, "results": results}
-        )
+            if args.out:  # after every trial: a stop loses the running trial only
+                _write(Path(args.out), scale, args.tolerance, threads, results)
     if failed:
         print(f"{failed} published value(s) differ by more than {args.tolerance}")
         return 1
     return 0
+
+
+def _write(path: Path, scale: str, tolerance: float, threads: int, results: list) -> None:
+    """The trials computed so far, with this machine's platform and the date (atomically)."""
+    from charlm.io import atomic_write_json
+
+    env = platforms.record(torch.device("cpu"), "fp32", threads)
+    doc = {
+        "scale": scale,
+        "tolerance": tolerance,
+        "platform": platforms.describe(env),
+        "date": datetime.date.today().isoformat(),
+        "results": results,
+    }
+    atomic_write_json(path, doc)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -92,6 +92,10 @@ def test_parity_command_reports_lite_relu_seed_42(tmp_path, data_path):
     assert abs(result["val_loss"] - 4.153796195983887) <= 1e-4
     assert result["init_sha256"] == LITE_RELU_42_INIT
     assert "ok" in proc.stdout and "DIFFERS" not in proc.stdout
+    # plain progress (stderr is no terminal): a line every 40 of the 400 batches, time left
+    progress = [line for line in proc.stderr.splitlines() if "batches" in line]
+    assert len(progress) == 9 and "relu seed 42: 40/400 batches" in progress[0]
+    assert all(line.endswith(" left") for line in progress)
 
 
 @needs_study

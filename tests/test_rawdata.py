@@ -231,7 +231,7 @@ def test_full_runs_time_matches_the_logs_costs(prov, runs):
     assert (check["predicted_s"], check["measured_s"], check["ratio"]) == (1426.6, 1411.9, 0.99)
 
 
-def test_recomputed_step0_losses_decide_an_ambiguous_run(raw, monkeypatch):
+def test_recomputed_step0_losses_decide_an_ambiguous_run(raw):
     """The slot, filled: a recomputation that reproduces the files' step-0 losses under
     ConfigGPULite's settings (and not under ConfigCPU's) identifies the lite runs."""
     step0 = {
@@ -248,8 +248,7 @@ def test_recomputed_step0_losses_decide_an_ambiguous_run(raw, monkeypatch):
         shift = 0.0 if config["batch_size"] == 64 else 0.01
         return {"train_loss": train + shift, "val_loss": val + shift}
 
-    monkeypatch.setattr(provenance, "recompute_step0", fake)
-    doc = provenance.build(raw, "study-raw.json", "0" * 64)
+    doc = provenance.build(raw, "study-raw.json", "0" * 64, fake)
     entry = {r["run"]: r for f in doc["files"] for r in f["runs"]}[
         "partial/charlm-gelu-20251207_220724"
     ]

@@ -3,6 +3,7 @@ bit-exact reruns and resumes on a tiny config. Step-0 parity with the published 
 tests/test_parity.py."""
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -141,8 +142,13 @@ def test_study_protocol_refuses_the_nanogpt_schedule():
 @pytest.fixture(scope="module")
 def study_run(tmp_path_factory, corpus):
     out = tmp_path_factory.mktemp("study") / "relu-s42"
-    record = train_trial(tiny_study_spec(), corpus, out, progress=False, log=lambda _: None)
+    lines = []
+    record = train_trial(tiny_study_spec(), corpus, out, progress=False, log=lines.append)
+    record_lines[out] = lines
     return out, record
+
+
+record_lines: dict = {}  # trial directory -> the plain progress lines its training printed
 
 
 def test_rerun_is_bit_identical_and_record_names_the_protocol(study_run, corpus, tmp_path):
@@ -156,6 +162,11 @@ def test_rerun_is_bit_identical_and_record_names_the_protocol(study_run, corpus,
     assert [p["step"] for p in record["curves"]] == [0, 5, 10, 11]
     assert record["study"]["evaluations_computed"] == [0, 5, 10, 11, 12]
     assert record["train"]["optimizer_impl_used"] == "for-loop"
+    # plain progress: one line per evaluation, the time left once a step has been timed
+    lines = record_lines[out]
+    assert [line.split()[1] for line in lines] == ["0/12", "5/12", "10/12", "11/12"]
+    assert "train " in lines[0] and "left" not in lines[0]
+    assert all(re.search(r", ~\d+s left$", line) for line in lines[1:])
     model, chars = checkpoint.load_weights(out / "weights.safetensors")
     assert isinstance(model, StudyCharLM) and chars == corpus.chars
 
@@ -185,7 +196,10 @@ def test_skipped_evaluations_keep_the_stream(study_run, corpus, tmp_path):
     training batches, so the same weights and final metrics."""
     out, record = study_run
     spec = tiny_study_spec(study_evals="final")
-    lean = train_trial(spec, corpus, tmp_path / "lean", progress=False, log=lambda _: None)
+    lines = []
+    lean = train_trial(spec, corpus, tmp_path / "lean", progress=False, log=lines.append)
+    assert len(lines) == 4 and all("(evaluation not computed)" in line for line in lines)
+    assert lines[1].endswith("s left")  # estimated before any evaluation was timed
     assert weights_digest(tmp_path / "lean") == weights_digest(out)
     assert lean["final"] == record["final"]
     assert [p["computed"] for p in lean["curves"]] == [False] * 4

@@ -91,6 +91,7 @@ class StudyStream:
         eval_iters: int,
         batch_size: int,
         compute: bool | int = True,
+        on_batch: Callable[[], None] | None = None,
     ) -> dict | None:
         """The study's ``estimate_loss``: for the train split and then the val split, the mean
         of ``eval_iters`` batch losses, each batch drawn from the stream.
@@ -99,6 +100,7 @@ class StudyStream:
         study's were. With ``compute`` False the batches are drawn (the stream advances exactly
         as it would) but no forward pass runs, and None is returned; an integer ``compute``
         computes the first that many batches of each split only (their losses, no means).
+        ``on_batch``, when given, is called after each computed batch (for progress).
 
         Returns:
             ``{"train": nats, "val": nats, "batch_losses": {"train": [...], "val": [...]}}``
@@ -114,6 +116,8 @@ class StudyStream:
                 if k < n:
                     _, loss = model(*self.windows(split, starts))
                     losses[k] = loss.item()
+                    if on_batch is not None:
+                        on_batch()
             out["batch_losses"][split] = losses[:n].tolist()
             out[split] = losses.mean().item()
         model.train()

@@ -46,6 +46,7 @@ from charlm.train import (
     TrialSpec,
     check_fits,
     corpus_record,
+    left_text,
 )
 
 __all__ = [
@@ -128,8 +129,10 @@ def step0_losses(
     eval_iters: int,
     batch_size: int,
     threads: int = 2,
+    on_batch: Callable[[], None] | None = None,
 ) -> dict:
-    """A trial's first evaluation under the study protocol, on the CPU in fp32.
+    """A trial's first evaluation under the study protocol, on the CPU in fp32 (``on_batch``
+    is called after each of its 2 x ``eval_iters`` forward batches, for progress).
 
     The model is built as the study's (``torch.manual_seed(seed)``, then its constructor) and
     the step-0 evaluation draws ``eval_iters`` training and then validation batches from the
@@ -143,7 +146,7 @@ def step0_losses(
     model, generator, _ = build_study_model(config, seed, torch.device("cpu"))
     digest = initial_weights_sha256(model)
     stream = StudyStream(generator, corpus, config.block_size, "cpu")
-    losses = stream.estimate_loss(model, eval_iters, batch_size)
+    losses = stream.estimate_loss(model, eval_iters, batch_size, on_batch=on_batch)
     return {
         "train_loss": losses["train"],
         "val_loss": losses["val"],
@@ -359,13 +362,20 @@ class _Loop:
         self.use_bar = sys.stderr.isatty() if progress is None else progress
         self.started, self.elapsed0 = time.perf_counter(), book["elapsed_s"]
         self.wanted = computed_evals(setup.cfg)
+        # this process's pace, for the time-left estimate: training steps and computed
+        # evaluations timed apart (an evaluation costs 2 x eval_iters forward batches)
+        self.pace = {"steps": 0, "step_s": 0.0, "evals": 0, "eval_s": 0.0}
 
     def elapsed(self) -> float:
         return self.elapsed0 + time.perf_counter() - self.started
 
     def evaluate(self, at: int) -> dict:
         self.where.update(phase="eval", step=at)
+        started = time.perf_counter()
         point = self.setup.evaluate(at, at in self.wanted)
+        if point["computed"]:
+            self.pace["evals"] += 1
+            self.pace["eval_s"] += time.perf_counter() - started
         point["elapsed_s"] = self.elapsed()
         if point["computed"] and not all(
             map(math.isfinite, (point["train_loss"], point["val_loss"]))
@@ -411,7 +421,10 @@ class _Loop:
                 segment = time.perf_counter()
                 self.setup.step()
                 step += 1
-                book["train_time_s"] += time.perf_counter() - segment
+                spent = time.perf_counter() - segment
+                book["train_time_s"] += spent
+                self.pace["steps"] += 1
+                self.pace["step_s"] += spent
                 bar.update(1)
         bar.close()
 
@@ -422,11 +435,33 @@ class _Loop:
         _write_log(self.out_dir / LOG_FILE, curves)
         if point["step"] > 0:
             self.save(point["step"])
-        if not self.use_bar and point["computed"]:
-            self.write(
-                f"  step {point['step']:>6}/{self.setup.cfg.max_iters}  train "
-                f"{point['train_loss']:.4f}  val {point['val_loss']:.4f}  {self.elapsed():.0f}s"
-            )
+        if self.use_bar:
+            return
+        losses = (
+            f"train {point['train_loss']:.4f}  val {point['val_loss']:.4f}"
+            if point["computed"]
+            else "(evaluation not computed)"
+        )
+        self.write(
+            f"  step {point['step']:>6}/{self.setup.cfg.max_iters}  {losses}  "
+            f"{self.elapsed():.0f}s{self.time_left(point['step'])}"
+        )
+
+    def time_left(self, step: int) -> str:
+        """``", ~12m left"``: the steps from ``step`` to the end at this process's mean time per
+        step, plus the computed evaluations still due (the final one included) at its mean time
+        per evaluation (until one is timed: 2 x eval_iters forward batches at a third of a
+        training step each, the forward share of a step); "" until this process has timed a
+        step."""
+        pace, cfg = self.pace, self.setup.cfg
+        if not pace["steps"]:
+            return ""
+        per_step = pace["step_s"] / pace["steps"]
+        per_eval = (
+            pace["eval_s"] / pace["evals"] if pace["evals"] else 2 * cfg.eval_iters * per_step / 3
+        )
+        evals = sum(1 for at in self.wanted if at > step)
+        return left_text((cfg.max_iters - step) * per_step + evals * per_eval)
 
 
 def _record(setup: StudySetup, corpus, book, final, accuracy, weights_sha, wall) -> dict:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import time
 from pathlib import Path
 
 from charlm.io import atomic_write_text
 from reproduce import results, terminal
-from reproduce.rawdata import findings, importer, markdown, provenance
+from reproduce.rawdata import findings, importer, markdown, provenance, selfpd, step0
 
 __all__ = [
     "AUDIT",
@@ -36,11 +37,12 @@ DEFAULT_SOURCE = REPO.parent / "shared" / "original-study"
 DEFAULT_OUT = REPO / "artifacts" / "reference"
 
 
-def provenance_text(raw_text: str) -> str:
-    """provenance.json's text for study-raw.json's text (its digest is recorded)."""
+def provenance_text(raw_text: str, store: step0.Store | None = None) -> str:
+    """provenance.json's text for study-raw.json's text (its digest is recorded), with the
+    step-0 losses recomputed in ``store`` (:mod:`reproduce.rawdata.step0`), if given."""
     raw = json.loads(raw_text)
     digest = hashlib.sha256(raw_text.encode("utf-8")).hexdigest()
-    doc = provenance.build(raw, RAW, digest)
+    doc = provenance.build(raw, RAW, digest, store.lookup if store is not None else None)
     try:
         results.validate(doc, provenance.SCHEMA)
     except ValueError as exc:
@@ -66,7 +68,20 @@ def load_findings(raw_path: str | Path) -> tuple[dict, dict]:
     from reproduce import audit
 
     reference = audit.load_document(ref_path)
-    return findings.collect(raw, prov, reference), prov
+    return findings.collect(raw, prov, reference, _self_pd_doc(raw_path.parent)), prov
+
+
+def _self_pd_doc(directory: Path) -> dict | None:
+    """self-pd.json of ``directory`` (schema-checked), or None where it was not measured."""
+    path = directory / selfpd.FILE
+    if not path.is_file():
+        return None
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        results.validate(doc, selfpd.SCHEMA)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return doc
 
 
 def audit_markdown(raw_path: str | Path, width: int = 80) -> str:
@@ -77,7 +92,8 @@ def audit_markdown(raw_path: str | Path, width: int = 80) -> str:
 
 def import_reference(source: str | Path, out: str | Path) -> dict[str, str]:
     """Build study-raw.json, provenance.json and audit.md from the study's copy at ``source``
-    into ``out``, and set the ``raw_data`` verdicts of the report's reference file there.
+    into ``out``, and set the ``raw_data`` verdicts of the report's reference file there;
+    provenance uses the recomputed step-0 losses stored in ``out`` (step0-recomputed.json).
 
     Returns:
         file name -> text written.
@@ -95,9 +111,9 @@ def import_reference(source: str | Path, out: str | Path) -> dict[str, str]:
 
     reference = audit.load_document(reference_path)
     raw_text = importer.dumps(importer.build(source))
-    prov_text = provenance_text(raw_text)
+    prov_text = provenance_text(raw_text, step0.Store(out / step0.FILE))
     prov = json.loads(prov_text)
-    found = findings.collect(json.loads(raw_text), prov, reference)
+    found = findings.collect(json.loads(raw_text), prov, reference, _self_pd_doc(out))
     texts = {  # every text is made (and checked) before any file is written
         RAW: raw_text,
         PROVENANCE: prov_text,
@@ -140,6 +156,106 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _step0(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    raw_path = out / RAW
+    if not raw_path.is_file():
+        raise ValueError(f"{raw_path}: missing; run python -m reproduce reference import first")
+    raw = importer.load(raw_path)
+    store = step0.Store(out / step0.FILE)
+    items = step0.needed(raw)
+    if args.configs:
+        unknown = sorted(set(args.configs) - {c["name"] for c in provenance.candidates(raw)})
+        if unknown:
+            raise ValueError(
+                f"--configs: unknown {', '.join(unknown)}; the study's are "
+                + ", ".join(c["name"] for c in provenance.candidates(raw))
+            )
+        items = [i for i in items if i["config"] in args.configs]
+    for name in args.parity or []:
+        try:
+            doc = json.loads(Path(name).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--parity {name}: {exc}") from None
+        for entry in step0.from_parity(doc, name, items):
+            if store.lookup(entry, entry["activation"], entry["seed"]) is None:
+                store.add(entry)
+                print(f"stored {_name(entry)} from {name}")
+    todo = [i for i in items if store.lookup(i, i["activation"], i["seed"]) is None]
+    rate, basis = store.seconds_per_cost()
+    _say(
+        f"{len(items)} step-0 evaluations can decide provenance; {len(items) - len(todo)} "
+        f"stored in {store.path}, {len(todo)} to compute (cheapest first); {basis}:"
+    )
+    for item in todo:
+        guess = "" if rate is None else f", ~{step0.cost(item) * rate / 60:.0f} min"
+        print(f"  {_name(item)}: {2 * item['eval_iters']} forward batches{guess}")
+    if args.dry_run or not todo:
+        return 0
+    from charlm.data import Corpus, resolve_data_path
+    from reproduce.parity import BatchProgress
+
+    corpus = Corpus.load(resolve_data_path(args.data))
+    started = time.monotonic()
+    for done, item in enumerate(todo):
+        if args.time_limit is not None and time.monotonic() - started > 60 * args.time_limit:
+            _say(f"--time-limit reached: {len(todo) - done} left; run the command again")
+            break
+        progress = BatchProgress(_name(item), 2 * item["eval_iters"])
+        try:
+            entry = step0.compute(item, corpus, on_batch=progress)
+        finally:
+            progress.close()
+        store.add(entry)
+        print(
+            f"{_name(item)}: train {entry['train_loss']:.6f}  val {entry['val_loss']:.6f}  "
+            f"({entry['seconds']:.0f} s)"
+        )
+    _say("python -m reproduce reference import uses them in provenance.json")
+    return 0
+
+
+def _self_pd(args: argparse.Namespace) -> int:
+    import datetime
+
+    import torch
+
+    from charlm import platforms
+    from charlm.data import Corpus, resolve_data_path
+
+    out = Path(args.out)
+    if not out.is_dir():
+        raise ValueError(f"{out}: no such directory (give --out)")
+    corpus = Corpus.load(resolve_data_path(args.data))
+    torch.set_num_threads(args.threads)
+    doc = selfpd.measure(args.run, corpus, progress=lambda name: print(f"  {name}", flush=True))
+    env = platforms.record(torch.device("cpu"), "fp32", args.threads)
+    doc = {
+        "format": selfpd.FORMAT,
+        "format_version": 1,
+        **doc,
+        "platform": platforms.describe(env),
+        "date": datetime.date.today().isoformat(),
+    }
+    results.validate(doc, selfpd.SCHEMA)
+    atomic_write_text(out / selfpd.FILE, importer.dumps(doc))
+    s = doc["summary"]
+    _say(
+        f"wrote {out / selfpd.FILE}: one model against itself {s['self_pd_mean']:.3f} "
+        f"({s['self_pd_min']:.3f}-{s['self_pd_max']:.3f}); two seeds on their own windows "
+        f"{s['pair_own_windows_mean']:.3f}, on the same windows {s['pair_same_windows_mean']:.3f}"
+    )
+    return 0
+
+
+def _say(line: str) -> None:
+    print("\n".join(terminal.wrap(line, terminal.width(), indent="  ", first="")))
+
+
+def _name(item: dict) -> str:
+    return f"{item['config']} {item['activation']} seed {item['seed']}"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``reference import``."""
     parser = subparsers.add_parser(
@@ -149,7 +265,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "writes artifacts/reference/study-raw.json, provenance.json and audit.md.",
     )
     sub = parser.add_subparsers(
-        dest="reference_command", required=True, metavar="ACTION", help="import"
+        dest="reference_command", required=True, metavar="ACTION", help="import, step0, self-pd"
     )
     p = sub.add_parser(
         "import",
@@ -161,3 +277,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default=str(DEFAULT_SOURCE), help="the study's copy (%(default)s)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="directory to write (%(default)s)")
     p.set_defaults(func=_import)
+    p = sub.add_parser(
+        "step0",
+        help="recompute the step-0 losses that decide provenance",
+        description="For every candidate configuration left for a result file, recompute its "
+        "trials' step-0 train and val losses under the study protocol (2 x eval_iters forward "
+        "batches each, fp32 on the CPU: seconds to 35 minutes each) into "
+        "artifacts/reference/step0-recomputed.json, storing each as soon as it is done; "
+        "`reference import` then uses them. Resumable: stored ones are not recomputed.",
+    )
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="reference directory (%(default)s)")
+    p.add_argument("--configs", nargs="+", default=None, help="only these study configs")
+    p.add_argument(
+        "--parity",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="store the evaluations these `parity --out` files hold instead of recomputing",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="MIN",
+        help="start no evaluation after this many minutes",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what is missing and stop")
+    p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
+    p.set_defaults(func=_step0)
+    p = sub.add_parser(
+        "self-pd",
+        help="the study's PD of one model against itself",
+        description="The study's relative PD applied to two copies of one trained model, each "
+        "on its own 1,000 random validation windows (as the study compared seeds), for every "
+        "trial of RUN that ships weights, beside its seed pairs' PD on their own and on "
+        "identical windows; writes artifacts/reference/self-pd.json. Minutes of CPU.",
+    )
+    p.add_argument("--run", default=str(REPO / "artifacts" / "cpu"), help="(%(default)s)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="reference directory (%(default)s)")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2)")
+    p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
+    p.set_defaults(func=_self_pd)

@@ -19,13 +19,7 @@ from reproduce.verdicts import CONTRADICTS, SUPPORTS, UNDECIDED
 
 __all__ = ["UNDONE", "collect", "summary_line"]
 
-UNDONE = [
-    "The study's PD measured against itself (two copies of one trained model, each on its own "
-    "random windows, as the study measured seed pairs): needs the study's PD procedure (issue "
-    "20).",
-    "Step-0 losses recomputed under the study protocol for each result file (provenance.json's "
-    "step0_recomputed): needs the study protocol (issue 20).",
-]
+UNDONE: list[str] = []  # findings issue 21 asked for that are not made yet
 
 
 def _verdict(claim: str, printed: str, verdict: str, evidence: str, rule: str) -> dict:
@@ -42,8 +36,9 @@ def _study(detail: str) -> str:
     return detail.replace("our ", "the study's ", 1)
 
 
-def collect(raw: dict, prov: dict, reference: dict) -> dict:
-    """Every finding's numbers and the verdicts, as plain data (floats unrounded)."""
+def collect(raw: dict, prov: dict, reference: dict, self_pd: dict | None = None) -> dict:
+    """Every finding's numbers and the verdicts, as plain data (floats unrounded);
+    ``self_pd`` is self-pd.json (:mod:`reproduce.rawdata.selfpd`), when measured."""
     rebuilt = partial.rebuild(raw, prov)
     within = partial.within_config(raw, prov)
     rows = trials.printed_rows(reference, raw)
@@ -66,6 +61,7 @@ def collect(raw: dict, prov: dict, reference: dict) -> dict:
         "trajectories": shapes,
         "accuracy_error": acc,
     }
+    found["pd_against_itself"] = _pd_against_itself(self_pd, raw) if self_pd else None
     found["verdicts"] = _verdicts(found, raw, reference, reaudit["rows"])
     return found
 
@@ -77,6 +73,7 @@ def _verdicts(f: dict, raw: dict, reference: dict, on_raw: dict) -> list[dict]:
         *_source_verdicts(f, raw, reference, on_raw),
         *_stopping_verdicts(f),
         *_noise_verdicts(f),
+        *_self_pd_verdicts(f),
     ]
     printed = {c["id"]: c["printed"] for c in reference["claims"]}
     for v in out:
@@ -366,6 +363,53 @@ def _noise_verdicts(f: dict) -> list[dict]:
         )
     )
     return out
+
+
+def _pd_against_itself(doc: dict, raw: dict) -> dict:
+    """Self-PD (self-pd.json) beside the study's own seed-pair PDs, by scale of its runs."""
+    study = {"full": [], "partial": []}
+    for run in raw["runs"]:
+        if run["pd_pairs"] and not run["id"].startswith("full/all_experiments_summary"):
+            scale = "full" if run["id"].startswith("full/") else "partial"
+            study[scale] += [p["relative_pd"] for p in run["pd_pairs"]]
+    return {
+        **doc["summary"],
+        "run": doc["run"]["directory"],
+        "model": doc["model"],
+        "windows": doc["windows"],
+        "models": len(doc["trials"]),
+        "pairs": len(doc["pairs"]),
+        "val_loss_range": [
+            min(t["val_loss"] for t in doc["trials"]),
+            max(t["val_loss"] for t in doc["trials"]),
+        ],
+        "study_pairs": {k: [min(v), max(v)] for k, v in study.items() if v},
+        "platform": doc["platform"],
+    }
+
+
+def _self_pd_verdicts(f: dict) -> list[dict]:
+    """The report's PD ranking read as reproducibility, against the PD of a model with itself."""
+    s = f["pd_against_itself"]
+    if s is None:
+        return []
+    full = s["study_pairs"].get("full", [0, 0])
+    return [
+        _verdict(
+            "swish-best-pd",
+            "Best reproducibility (lowest PD)",
+            UNDECIDED,
+            f"the study's PD procedure gives one trained model against its own copy "
+            f"{s['self_pd_min']:.3f}-{s['self_pd_max']:.3f} (mean {s['self_pd_mean']:.3f}; "
+            f"{s['models']} models of {s['run']}), as much as two seeds of one activation "
+            f"({s['pair_own_windows_mean']:.3f}); the same seed pairs on identical windows "
+            f"give {s['pair_same_windows_mean']:.3f}. The study's PD ({full[0]:.3f}-"
+            f"{full[1]:.3f} at full scale) so measures how predictions differ between random "
+            f"windows, not between models: it cannot rank reproducibility; PD on identical "
+            f"windows would decide",
+            "the study's PD of two copies of one model (reproduce/rawdata/selfpd.py)",
+        )
+    ]
 
 
 def summary_line(found: dict) -> dict[str, Any]:

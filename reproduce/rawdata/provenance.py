@@ -19,9 +19,11 @@ data by :mod:`reproduce.rawdata.sources`). Evidence, per activation run of a fil
    the time the full run's log implies for the run's schedule (:func:`log_costs`): seconds
    per evaluation and per training iteration measured on the full run's machine. It supports a
    schedule; it does not decide one (the other runs' machine is not recorded).
-4. **Step-0 losses recomputed under the study protocol** from each candidate: the slot
-   ``step0_recomputed``, filled by :func:`recompute_step0` alone. That needs the study protocol
-   (issue 20), so today it is null with its reason, never guessed.
+4. **Step-0 losses recomputed under the study protocol** from each remaining candidate: the
+   slot ``step0_recomputed``. They come from a store of step-0 evaluations computed beforehand
+   (:mod:`reproduce.rawdata.step0`, ``python -m reproduce reference step0``: minutes to hours
+   of CPU, so never during an import); a run none of whose candidates' evaluations are all in
+   the store keeps the slot null with the reason, never guessed.
 
 Status: **identified** (exactly one candidate consistent with all evidence), **ambiguous**
 (several: the candidates are listed; recomputed step-0 losses decide), **unidentified** (none:
@@ -31,6 +33,7 @@ what the evidence implies is listed instead).
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 from reproduce.rawdata.importer import REPOSITORY
@@ -38,12 +41,13 @@ from reproduce.rawdata.importer import REPOSITORY
 __all__ = [
     "FORMAT",
     "STEP0_KEYS",
-    "STEP0_PENDING",
     "STEP0_TOLERANCE",
+    "Recompute",
     "build",
+    "candidates",
     "log_costs",
     "n_evaluations",
-    "recompute_step0",
+    "remaining_candidates",
 ]
 
 FORMAT = "charlm-repro study provenance"
@@ -57,7 +61,8 @@ REPORTED_KEYS = (*STEP0_KEYS[:4], "max_iters", "eval_interval", "eval_iters", "b
 STEP0_TOLERANCE = 1e-5
 # nats: recomputed step-0 losses agree with a file's within this (issue 20's parity bound)
 RECOMPUTED_TOLERANCE = 1e-4
-STEP0_PENDING = "pending: study protocol (issue 20)"
+# (candidate's values, study activation name, seed) -> {"train_loss", "val_loss"} or None
+Recompute = Callable[[dict, str, int], "dict | None"]
 TIME_SUPPORT = 0.25  # |measured / predicted - 1| within this: the time supports the schedule
 
 
@@ -66,18 +71,6 @@ def n_evaluations(max_iters: int, eval_interval: int) -> int:
     with ``i % eval_interval == 0`` or ``i == max_iters - 1`` (train.py, train_model)."""
     regular = -(-max_iters // eval_interval)  # ceil: 0, e, 2e, ... below max_iters
     return regular + (0 if (max_iters - 1) % eval_interval == 0 else 1)
-
-
-def recompute_step0(config: dict, activation: str, seed: int) -> dict | None:
-    """Step-0 train and val losses of ``activation`` and ``seed`` under ``config`` (a
-    candidate's values), computed under the study protocol: the study's initialisation and
-    evaluation batches drawn from the seed's generator, ``eval_iters`` batches per split, train
-    first (train.py, estimate_loss). Returns ``{"train_loss": .., "val_loss": ..}``.
-
-    The one place where provenance plugs into the study protocol. Until that protocol exists
-    (issue 20) it returns None, and every ``step0_recomputed`` slot says :data:`STEP0_PENDING`.
-    """
-    return None
 
 
 def log_costs(raw: dict) -> dict:
@@ -125,20 +118,25 @@ def _same_step0(a: dict, b: dict) -> bool | None:
     )
 
 
-def _recomputed(run: dict, candidates: list[dict]) -> dict | None:
-    """Per candidate, each trial's step-0 losses by :func:`recompute_step0` against the file's
-    (agreeing within :data:`RECOMPUTED_TOLERANCE`); None while any cannot be recomputed, or
-    when no candidate is left to recompute."""
+def _recomputed(run: dict, candidates: list[dict], recompute: Recompute) -> tuple:
+    """Per candidate, each trial's step-0 losses from ``recompute`` against the file's
+    (agreeing within :data:`RECOMPUTED_TOLERANCE`).
+
+    Returns:
+        (rows by candidate name, None) or, when a candidate lacks any trial's evaluation or no
+        candidate is left, (None, the reason).
+    """
     if not candidates:
-        return None
-    out = {}
+        return None, "no candidate left to recompute"
+    out, missing = {}, 0
     file_values = _step0(run)
     for cand in candidates:
         rows = []
         for seed, (train, val) in sorted(file_values.items()):
-            got = recompute_step0(cand["values"], run["activation"], seed)
+            got = recompute(cand["values"], run["activation"], seed)
             if got is None:
-                return None
+                missing += 1
+                continue
             rows.append(
                 {
                     "seed": seed,
@@ -149,10 +147,18 @@ def _recomputed(run: dict, candidates: list[dict]) -> dict | None:
                 }
             )
         out[cand["name"]] = rows
-    return out
+    if missing:
+        total = len(candidates) * len(file_values)
+        return None, (
+            f"not recomputed: {missing} of {total} step-0 evaluations are not in the store "
+            "(python -m reproduce reference step0)"
+        )
+    return out, None
 
 
-def _candidates(raw: dict) -> list[dict]:
+def candidates(raw: dict) -> list[dict]:
+    """The study's configuration classes that set every value a run's provenance needs, with
+    the length of loss history each gives."""
     out = []
     for cls in raw["configs"]:
         values = cls["values"]
@@ -232,8 +238,12 @@ def _implied(
     return implied
 
 
-def _judge(run: dict, runs: list[dict], first: dict[str, list[dict]], cands: list[dict]) -> dict:
-    """Status, consistent candidates and the evidence of one run (see the module docstring)."""
+def _consistent(
+    run: dict, runs: list[dict], first: dict[str, list[dict]]
+) -> tuple[list[dict], list[str], list[str], list[str]]:
+    """The candidates consistent with a run's history length and with the step-0 losses of
+    the other runs (evidence 1 and 2), with the runs it shares and differs in step-0 losses
+    from, and notes."""
     same = [r["id"] for r in runs if r is not run and _same_step0(run, r) is True]
     differs = [r["id"] for r in runs if r is not run and _same_step0(run, r) is False]
     consistent = list(first[run["id"]])
@@ -252,7 +262,33 @@ def _judge(run: dict, runs: list[dict], first: dict[str, list[dict]], cands: lis
         if len(first[other]) == 1:
             shape = _shape(first[other][0])
             consistent = [c for c in consistent if _shape(c) != shape]
-    recomputed = _recomputed(run, consistent)
+    return consistent, same, differs, notes
+
+
+def _first(raw: dict, cands: list[dict]) -> dict[str, list[dict]]:
+    return {
+        r["id"]: [c for c in cands if c["n_evaluations"] == _history_length(r)] for r in raw["runs"]
+    }
+
+
+def remaining_candidates(raw: dict) -> list[tuple[dict, list[dict]]]:
+    """Each run with the candidates left after evidence 1 and 2: the step-0 evaluations
+    that recomputation needs (:mod:`reproduce.rawdata.step0`)."""
+    cands = candidates(raw)
+    first = _first(raw, cands)
+    return [(run, _consistent(run, raw["runs"], first)[0]) for run in raw["runs"]]
+
+
+def _judge(
+    run: dict,
+    runs: list[dict],
+    first: dict[str, list[dict]],
+    cands: list[dict],
+    recompute: Recompute,
+) -> dict:
+    """Status, consistent candidates and the evidence of one run (see the module docstring)."""
+    consistent, same, differs, notes = _consistent(run, runs, first)
+    recomputed, reason = _recomputed(run, consistent, recompute)
     if recomputed is not None:
         consistent = [c for c in consistent if all(r["agrees"] for r in recomputed[c["name"]])]
     history = _history_length(run)
@@ -271,7 +307,7 @@ def _judge(run: dict, runs: list[dict], first: dict[str, list[dict]], cands: lis
         },
         "time_per_trial_s": [round(t["training_time_s"], 1) for t in run["trials"]],
         "step0_recomputed": recomputed,
-        "step0_recomputed_reason": STEP0_PENDING if recomputed is None else None,
+        "step0_recomputed_reason": reason,
     }
     out: dict[str, Any] = {"run": run["id"], "activation": run["activation"]}
     if len(consistent) == 1:
@@ -298,14 +334,16 @@ def _judge(run: dict, runs: list[dict], first: dict[str, list[dict]], cands: lis
     return out
 
 
-def build(raw: dict, raw_name: str, raw_sha256: str) -> dict:
+def build(raw: dict, raw_name: str, raw_sha256: str, recompute: Recompute | None = None) -> dict:
     """The provenance document for the raw data ``raw`` (the study-raw document, stored as
-    ``raw_name`` with SHA-256 ``raw_sha256``)."""
-    cands = _candidates(raw)
+    ``raw_name`` with SHA-256 ``raw_sha256``); ``recompute`` gives a candidate's step-0 losses
+    for an activation and seed, or None where none were computed (default: none)."""
+    recompute = recompute or (lambda values, activation, seed: None)
+    cands = candidates(raw)
     runs = raw["runs"]
-    first = {r["id"]: [c for c in cands if c["n_evaluations"] == _history_length(r)] for r in runs}
+    first = _first(raw, cands)
     costs = log_costs(raw)
-    judged = {r["id"]: _judge(r, runs, first, cands) for r in runs}
+    judged = {r["id"]: _judge(r, runs, first, cands, recompute) for r in runs}
     full_shapes = {
         _shape(first[r["id"]][0])
         for r in runs
@@ -360,7 +398,17 @@ def _summary(judged: dict[str, dict]) -> dict:
     return {
         "runs": len(judged),
         **{k: counts.get(k, 0) for k in ("identified", "ambiguous", "unidentified")},
-        "step0_recomputed": STEP0_PENDING
-        if all(e["evidence"]["step0_recomputed"] is None for e in judged.values())
-        else "recomputed where a candidate remained",
+        "step0_recomputed": _recomputed_summary(judged),
     }
+
+
+def _recomputed_summary(judged: dict[str, dict]) -> str:
+    """``"for 9 of 14 runs with candidates"``: the runs whose candidates' step-0 losses were
+    all recomputed."""
+    with_candidates = [
+        e
+        for e in judged.values()
+        if e["evidence"]["step0_recomputed_reason"] != "no candidate left to recompute"
+    ]
+    done = sum(e["evidence"]["step0_recomputed"] is not None for e in with_candidates)
+    return f"for {done} of {len(with_candidates)} runs with candidates"

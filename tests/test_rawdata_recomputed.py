@@ -1,0 +1,182 @@
+"""What the reference holds beyond the study's files: step-0 losses recomputed under the study
+protocol (step0-recomputed.json) and the study's PD measured against itself (self-pd.json).
+
+Each stored file is schema-checked and used by provenance.json and audit.md; one cheap entry of
+each is recomputed here on the real tiny Shakespeare and must equal what is stored (to 1e-5
+nats: another CPU rounds the forward passes differently).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from charlm import checkpoint
+from reproduce import results
+from reproduce.rawdata import command, importer, provenance, selfpd, step0
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / "artifacts" / "reference"
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return importer.load(REFERENCE / command.RAW)
+
+
+@pytest.fixture(scope="module")
+def store() -> step0.Store:
+    return step0.Store(REFERENCE / step0.FILE)
+
+
+def test_what_provenance_can_use_cheapest_first(raw):
+    items = step0.needed(raw)
+    configs = [i["config"] for i in items]
+    assert len(items) == 42
+    assert {c: configs.count(c) for c in set(configs)} == {
+        "ConfigCPU": 9,  # the three lite-like runs x 3 seeds, under each of their two
+        "ConfigGPULite": 9,  # candidates
+        "Config": 15,  # five activations of config.py x 3 seeds
+        "ConfigFullGPU": 9,  # three activations x 3 seeds (result files and summary agree)
+    }
+    assert configs[:9] == ["ConfigCPU"] * 9 and configs[-9:] == ["ConfigFullGPU"] * 9
+    relu = next(i for i in items if i["config"] == "ConfigFullGPU" and i["activation"] == "relu")
+    assert relu["runs"] == ["full/all_experiments_summary/relu", "full/charlm-relu-20251208_151223"]
+
+
+def test_stored_evaluations_decide_the_lite_runs(store):
+    prov = json.loads((REFERENCE / command.PROVENANCE).read_text(encoding="utf-8"))
+    runs = {r["run"]: r for f in prov["files"] for r in f["runs"]}
+    for stamp in ("220622", "220724", "220836"):
+        entry = next(r for k, r in runs.items() if k.endswith(stamp))
+        assert entry["status"] == "identified" and entry["config"]["name"] == "ConfigGPULite"
+        rows = entry["evidence"]["step0_recomputed"]
+        assert [r["agrees"] for r in rows["ConfigGPULite"]] == [True] * 3
+        assert [r["agrees"] for r in rows["ConfigCPU"]] == [False] * 3
+    assert store.lookup(
+        {
+            "n_layer": 2,
+            "n_embd": 128,
+            "n_head": 4,
+            "block_size": 128,
+            "batch_size": 64,
+            "eval_iters": 200,
+        },
+        "relu",
+        42,
+    )["train_loss"] == pytest.approx(4.150571, abs=1e-4)  # the published lite value
+
+
+def test_a_stored_evaluation_is_recomputed(store, raw, corpus):
+    """ConfigCPU, ReLU, seed 42: 100 forward batches of 32 x 128 (seconds)."""
+    item = next(
+        i
+        for i in step0.needed(raw)
+        if i["config"] == "ConfigCPU" and i["activation"] == "relu" and i["seed"] == 42
+    )
+    stored = store.lookup(item, "relu", 42)
+    got = step0.compute(item, corpus)
+    assert got["init_sha256"] == stored["init_sha256"]
+    assert abs(got["train_loss"] - stored["train_loss"]) <= 1e-5
+    assert abs(got["val_loss"] - stored["val_loss"]) <= 1e-5
+
+
+def test_store_refuses_a_damaged_file_and_writes_atomically(tmp_path, store):
+    path = tmp_path / step0.FILE
+    fresh = step0.Store(path)
+    entry = next(iter(store.entries.values()))
+    fresh.add(entry)
+    assert step0.Store(path).lookup(entry, entry["activation"], entry["seed"]) == entry
+    assert [p.name for p in tmp_path.iterdir()] == [step0.FILE]
+    path.write_text('{"format": "x"}')
+    with pytest.raises(ValueError, match=f"{step0.FILE}: .*delete it to recompute"):
+        step0.Store(path)
+
+
+def test_parity_output_is_stored_with_its_source(raw):
+    doc = {
+        "scale": "full",
+        "platform": "somewhere",
+        "date": "2026-12-07",
+        "results": [
+            {
+                "activation": "relu",
+                "seed": 43,
+                "train_loss": 4.1,
+                "val_loss": 4.2,
+                "init_sha256": "a" * 64,
+                "seconds": 2000.04,
+            },
+        ],
+    }
+    (entry,) = step0.from_parity(doc, "parity-full.json", step0.needed(raw))
+    assert (entry["config"], entry["activation"], entry["seed"]) == ("ConfigFullGPU", "relu", 43)
+    assert entry["source"] == "python -m reproduce parity --out parity-full.json"
+    assert entry["seconds"] == 2000.0
+    with pytest.raises(ValueError, match="not an output of python -m reproduce parity"):
+        step0.from_parity({"results": []}, "x.json", [])
+
+
+def test_provenance_without_the_store_says_why():
+    raw = importer.load(REFERENCE / command.RAW)
+    doc = provenance.build(raw, "study-raw.json", "0" * 64)
+    reasons = {r["evidence"]["step0_recomputed_reason"] for f in doc["files"] for r in f["runs"]}
+    assert reasons == {
+        "not recomputed: 3 of 3 step-0 evaluations are not in the store "
+        "(python -m reproduce reference step0)",
+        "not recomputed: 6 of 6 step-0 evaluations are not in the store "
+        "(python -m reproduce reference step0)",
+        "no candidate left to recompute",
+    }
+    assert doc["summary"]["step0_recomputed"] == "for 0 of 14 runs with candidates"
+
+
+# --- the study's PD against itself ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def self_pd() -> dict:
+    doc = json.loads((REFERENCE / selfpd.FILE).read_text(encoding="utf-8"))
+    results.validate(doc, selfpd.SCHEMA)
+    return doc
+
+
+def test_self_pd_is_as_large_as_two_seeds(self_pd):
+    s = self_pd["summary"]
+    assert len(self_pd["trials"]) == 15 and len(self_pd["pairs"]) == 15
+    # one model against itself scores within 0.1 of two different seeds on their own
+    # windows, and several times what the seed pairs give on identical windows
+    assert abs(s["self_pd_mean"] - s["pair_own_windows_mean"]) < 0.1
+    assert s["self_pd_min"] > 3 * s["pair_same_windows_mean"]
+
+
+def test_a_stored_self_pd_is_recomputed(self_pd, corpus):
+    trial = self_pd["trials"][0]
+    model, _ = checkpoint.load_weights(
+        REPO / "artifacts" / "cpu" / "trials" / trial["trial"] / "weights.safetensors"
+    )
+    model.eval()
+    torch.set_num_threads(2)
+    got = selfpd.self_pd(model, corpus, seed=0)
+    assert got["top1_differences"] == trial["self_pd"][0]["top1_differences"]
+    assert abs(got["relative_pd"] - trial["self_pd"][0]["relative_pd"]) <= 1e-6
+
+
+def test_identical_windows_give_a_model_zero_against_itself(corpus):
+    model, _ = checkpoint.load_weights(
+        REPO / "artifacts" / "cpu" / "trials" / "relu-s42" / "weights.safetensors"
+    )
+    model.eval()
+    got = selfpd.pair_pd(model, model, corpus, n=50)
+    assert got["same_windows"] == 0.0 and got["same_windows_top1_differences"] == 0
+    assert got["own_windows"] > 0.5
+
+
+def test_the_audit_reads_it_as_a_verdict():
+    found, _ = command.load_findings(REFERENCE / command.RAW)
+    (verdict,) = [v for v in found["verdicts"] if v["claim"] == "swish-best-pd"]
+    assert verdict["verdict"] == "cannot decide"
+    assert "not between models" in verdict["evidence"]
