@@ -237,11 +237,16 @@ def merge(
     Raises:
         UserError: OUT exists and is not an empty directory, or is an input or inside one; an
             input refused by :func:`collect`; no finished trial anywhere.
-        ConfigError, FileNotFoundError, ValueError: as :meth:`reproduce.runner.Sweep.open`.
+        ConfigError, FileNotFoundError, ValueError: a bad config, data or ``reference`` (as
+            :meth:`reproduce.runner.Sweep.open`).
     """
     config = load_config(config_path)
     corpus = load_corpus(config, config_path, data)
     config.check_corpus(corpus.chars, len(corpus.train), len(corpus.val))
+    if reference is not None:  # the report would fail on it after the merge
+        from reproduce.compare import load_reference
+
+        load_reference(reference)
     dest = Path(out)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserError(f"--out {dest} exists and is not empty; name a new directory")
