@@ -15,6 +15,7 @@ from reproduce.errors import UserError
 # command name -> module that implements it
 COMMANDS = {
     "run": "reproduce.distributed",  # reproduce.runner's command, spread over torchrun ranks
+    "merge": "reproduce.merge",
     "render": "reproduce.report",
     "publish": "reproduce.publish",
     "verify": "reproduce.verify",
@@ -28,7 +29,8 @@ COMMANDS = {
 
 
 DESCRIPTION = (
-    "Reproduce the CharLM activation study: train a sweep (run), render its report, publish "
+    "Reproduce the CharLM activation study: train a sweep (run), merge trials trained on "
+    "several machines into one sweep (merge), render its report, publish "
     "it, check a result (verify), audit the published report's own numbers and the study's raw "
     "data (reference import, audit), compare a sweep "
     "with it, benchmark training speed, measure what bf16 changes (precision), and "

@@ -1,4 +1,4 @@
-"""``python -m reproduce compare OURS REFERENCE``: the replication verdict, like for like.
+"""``python -m reproduce compare OURS REFERENCE``: the replication verdict, at the sweep's scale.
 
 A sweep is judged against the claims the report makes at the sweep's own scale
 (:func:`scale_of`): a sweep at the report's full scale (6 x 384, 5,000 iterations) against its
@@ -8,6 +8,11 @@ that compare the two scales cannot be decided until both scales have been run. A
 scale (smoke, cpu) is at no scale of the report: it gets the full-scale claims' verdicts marked
 indicative only, and says so. For each claim the verdict is **supports**, **contradicts** or
 **cannot decide**, with the numbers behind it and the rule used (:mod:`reproduce.verdicts`).
+The comparison is like for like only for a sweep at one of the report's scales that followed the
+study's own procedure (the study protocol, :mod:`charlm.study`); a sweep under nanoGPT's recipe
+(the nanogpt protocol, and any record without a protocol, written before protocols existed) is
+judged at its scale all the same, and its scale note says which procedure it followed and that
+its verdicts are not like for like (:func:`procedure`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ __all__ = [
     "CONTRADICTS",
     "UNDECIDED",
     "load_reference",
+    "procedure",
     "replication",
     "scale_of",
     "register",
@@ -291,7 +297,8 @@ def replication(ours: dict, reference: dict) -> dict:
     """The replication verdict of our results.json against a reference file's claims.
 
     Returns:
-        ``{"reference", "ours", "scale": {"name", "like_for_like", "note"}, "rules": {id: text},
+        ``{"reference", "ours", "scale": {"name", "procedure", "like_for_like", "note"},
+        "rules": {id: text},
         "claims": [{"id", "claim", "claimed", "verdict", "detail", "rules"}], "raw": the
         reference's ``raw_data`` section (verdicts of the study's raw data) or None}``; only our
         grid cell "all" (or the first cell) is compared. At the full scale, and at neither scale,
@@ -341,8 +348,9 @@ def replication(ours: dict, reference: dict) -> dict:
         },
         "scale": {
             "name": scale,
-            "like_for_like": scale is not None,
-            "note": _scale_note(scale, reference, _platform(trials)),
+            "procedure": procedure(trials),
+            "like_for_like": scale is not None and procedure(trials) == "study",
+            "note": _scale_note(scale, reference, _platform(trials), procedure(trials)),
         },
         "rules": {r: rules.RULES[r] for r in used},
         "claims": rows,
@@ -352,13 +360,35 @@ def replication(ours: dict, reference: dict) -> dict:
     }
 
 
-def _scale_note(scale: str | None, reference: dict, platform: str) -> str:
+def procedure(trials: list[dict]) -> str:
+    """The procedure the trials followed: ``study`` or ``nanogpt`` (a record without a protocol
+    predates the study protocol and followed nanoGPT's recipe), both joined by " and " when
+    they differ."""
+    return " and ".join(sorted({t.get("protocol", "nanogpt") for t in trials}))
+
+
+def _scale_note(scale: str | None, reference: dict, platform: str, followed: str) -> str:
     gpu = reference["config"]["hardware"]["gpu"]
     platform_text = (
         f"Seeds and settings are the report's; the platform is not (ours: {platform}; the "
         f"report's: {gpu}), so bit-level agreement is not expected, only agreement within seed "
         "noise."
     )
+    if scale is not None and followed != "study":
+        other = PARTIAL if scale == FULL else FULL
+        return (
+            f"Not like for like: this sweep is at the report's {scale} scale but followed "
+            f"nanoGPT's recipe (protocol {followed}: AdamW with beta2 0.99 and weight decay 0.1 "
+            "on matrices only, warm-up and cosine decay, gradient clipping, nanoGPT's "
+            "initialisation and dropout sites, evaluation on fixed text), not the study's own "
+            "procedure (protocol study), and its relative PD is Shamir et al.'s on identical "
+            "inputs, not the study's formula on separate windows. The verdicts below apply the "
+            f"report's {scale}-scale claims to a sweep of another procedure: they say what holds "
+            "at this scale under nanoGPT's recipe, not whether the study's numbers are right. "
+            f"Claims comparing the scales also need a {other}-scale sweep. Seeds and stated "
+            f"settings are the report's; the platform is not (ours: {platform}; the report's: "
+            f"{gpu})."
+        )
     if scale is None:
         return (
             "No claim of the report is at this sweep's scale: the report's scales are its full "
@@ -368,9 +398,9 @@ def _scale_note(scale: str | None, reference: dict, platform: str) -> str:
         )
     other = PARTIAL if scale == FULL else FULL
     return (
-        f"Like for like: this sweep is at the report's {scale} scale and is judged against the "
-        f"report's {scale}-scale claims; claims comparing the scales also need a {other}-scale "
-        f"sweep. " + platform_text
+        f"Like for like: this sweep followed the study's own procedure (protocol study) at the "
+        f"report's {scale} scale and is judged against the report's {scale}-scale claims; "
+        f"claims comparing the scales also need a {other}-scale sweep. " + platform_text
     )
 
 

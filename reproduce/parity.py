@@ -36,6 +36,7 @@ from charlm.train import left_text
 from reproduce.config import load_config
 from reproduce.errors import UserError
 from reproduce.runner import load_corpus
+from reproduce.studytrials import STUDY_NAMES  # ours -> the study's activation names
 from reproduce.terminal import is_terminal
 
 __all__ = ["PUBLISHED", "SCALES", "published_step0", "scale_of", "register"]
@@ -46,7 +47,6 @@ SCALES = {
     (2, 4, 256, 256, 64, 200): "partial",  # config.py
     (6, 6, 384, 256, 64, 200): "full",  # config_full_gpu.py
 }
-STUDY_NAMES = {"smelu-0.5": "smelu_05", "smelu-1.0": "smelu_1"}  # ours -> the study's
 FIRST_SEED = 42  # the study's seed_base: trial i (1-based) ran seed 42 + i - 1
 LOG_FILE = "charlm_full_run.log"
 

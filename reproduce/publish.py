@@ -83,6 +83,18 @@ def _check_sources(run_dir: Path, data: dict) -> None:
             raise UserError(f"{run_dir}/results.json: render option {key} {value!r} is absolute")
 
 
+def _check_weights(run_dir: Path, trial_ids: list[str]) -> None:
+    """Refuse ``--with-weights`` when a trial's weights are not in ``run_dir`` (a trial that
+    ``merge`` brought without them), before anything is copied."""
+    absent = [i for i in trial_ids if not (run_dir / TRIALS_DIR / i / WEIGHTS_FILE).is_file()]
+    if absent:
+        more = f" and {len(absent) - 1} more" if len(absent) > 1 else ""
+        raise UserError(
+            f"{run_dir} lacks the weights of {absent[0]}{more} (merged without them): "
+            "publish without --with-weights"
+        )
+
+
 def publish(
     run_dir: str | os.PathLike, dest: str | os.PathLike, with_weights: bool = False
 ) -> Path:
@@ -96,7 +108,8 @@ def publish(
         UserError: ``dest`` is ``run_dir`` or inside it, a file, or an existing directory that
             is not a previous publication (one with SHA256SUMS and only the files publish
             writes), which is never overwritten; ``run_dir`` holds a symbolic link or special
-            file, a trial id that is not its record's, or an absolute render option. (Relative
+            file, a trial id that is not its record's, or an absolute render option; with
+            ``with_weights``, a trial whose weights are not in ``run_dir``. (Relative
             render options may lead outside ``run_dir``: ``render --reference FILE`` records
             them so, and publish copies what they name into DEST.)
     """
@@ -115,6 +128,8 @@ def publish(
                 f"{dest} exists and is not a published directory (it has {unexpected}); "
                 "choose an empty or new DEST"
             )
+    if with_weights:
+        _check_weights(run_dir, [t["id"] for t in data["trials"]])
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from charlm import platforms as platforms_mod
 from reproduce import figures as figures_mod
 from reproduce.config import MODEL_KEYS, TRAIN_KEYS, format_value, group_id
 
@@ -85,6 +86,22 @@ def _environment(trials: list[dict]) -> list[dict]:
         ]
         rows.append({"key": key, "values": values, "text": ", ".join(shown)})
     return rows
+
+
+def _platforms(trials: list[dict]) -> list[dict]:
+    """The platforms the trials were trained on (one sweep may be merged from several
+    machines, ``python -m reproduce merge``): one entry per distinct set of the bit-deciding
+    keys (:data:`charlm.platforms.BIT_KEYS`) of the trials' records, ``{"platform":
+    :func:`charlm.platforms.describe` of the first, "trials": ids}``, in order of first
+    appearance in ``trials``."""
+    out: dict[str, dict] = {}
+    for t in trials:
+        env = t["environment"]
+        keys = platforms_mod.BIT_KEYS.get(env.get("device_type"), platforms_mod.BIT_KEYS["cpu"])
+        key = json.dumps([env.get(k) for k in keys])
+        entry = out.setdefault(key, {"platform": platforms_mod.describe(env), "trials": []})
+        entry["trials"].append(t["id"])
+    return list(out.values())
 
 
 def _setting_text(value) -> str:
@@ -374,6 +391,7 @@ def context(data: dict, compare: dict | None = None, extra: dict | None = None) 
         "setup": _setup(trials),
         "settings": _settings(data, trials, figures_mod.activation_order(data)),
         "environment": _environment(trials),
+        "platforms": _platforms(trials),
         "alpha": ALPHA,
         "summary": _summary(data),
         "compare": _summary(compare) if compare else None,

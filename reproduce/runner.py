@@ -44,7 +44,7 @@ from charlm.train import (
     is_finished,
     train_trial,
 )
-from reproduce import analysis, estimate, protocols, report, results, runlock, terminal
+from reproduce import estimate, merged, report, results, runlock, terminal
 from reproduce.config import SweepConfig, Trial, add_override_option, load_config
 from reproduce.errors import UserError
 from reproduce.manifest import write_manifest
@@ -56,6 +56,7 @@ __all__ = [
     "Sweep",
     "dry_run_listing",
     "command_options",
+    "differences",
     "finalize",
     "run_sweep",
     "register",
@@ -155,7 +156,7 @@ class Sweep:
         recorded = json.loads(path.read_text(encoding="utf-8"))["base_settings"]
         mine = json.loads(dumps_json(self.base_settings()))
         if recorded != mine:
-            diffs = _differences(recorded, mine)
+            diffs = differences(recorded, mine)
             shown = diffs[:MAX_DIFFERENCES_SHOWN]
             if len(diffs) > len(shown):
                 shown.append(f"and {len(diffs) - len(shown)} more")
@@ -174,9 +175,11 @@ class Sweep:
         )
 
     def status(self, trial: Trial) -> str:
-        """``done``, ``resume`` (a saved state exists) or ``new``."""
+        """``done`` (its weights match its record's digest, or ``merge`` brought its record
+        without them: :func:`reproduce.merged.records_only`), ``resume`` (a saved state
+        exists) or ``new``."""
         directory = self.trial_dir(trial)
-        if is_finished(directory):
+        if is_finished(directory) or merged.records_only(self.out, trial.id):
             return "done"
         return "resume" if (directory / STATE_FILE).is_file() else "new"
 
@@ -184,12 +187,14 @@ class Sweep:
 MAX_DIFFERENCES_SHOWN = 12  # settings a refusal names before "and N more"
 
 
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``"key: old recorded, new now"`` for each key whose values differ, nested dicts key by
+    key (``train.lr: ...``), in key order: the base settings a directory refuses."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
+            out += differences(a, b, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} recorded, {b!r} now")
     return out
@@ -385,9 +390,13 @@ def finalize(
     results.json covers every finished trial of the sweep in the directory, not only those of
     ``--trials``, so running a few trials never drops earlier results from it; unfinished
     trials and directories of other sweeps are named in the log (``verify`` fails on them).
+    Trials that ``merge`` brought without weights count as finished; their groups' prediction
+    differences and samples come from merged.json (:func:`reproduce.merged.group_values`).
     """
     every = sweep.config.trials(sweep.corpus.vocab_size)
-    done = {t.id: sweep.status(t) == "done" for t in every}  # digests each weights file once
+    on_file = merged.read(sweep.out)
+    weighted = {t.id: is_finished(sweep.trial_dir(t)) for t in every}  # digests each file once
+    done = {t.id: weighted[t.id] or merged.records_only(sweep.out, t.id, on_file) for t in every}
     trials = [t for t in every if done[t.id]]
     missing = [t.id for t in every if not done[t.id]]
     if missing:
@@ -397,39 +406,17 @@ def finalize(
     strays = sorted(p.name for p in trials_dir.iterdir() if p.is_dir() and p.name not in known)
     if strays:
         log(f"warning: {trials_dir} also holds {strays}, trials of another config, left out")
-    entries = []
-    groups: dict[str, dict[int, Path]] = {}
+    entries, finished = [], []
     for trial in trials:
         record = json.loads((sweep.trial_dir(trial) / RECORD_FILE).read_text(encoding="utf-8"))
         entries.append(results.trial_entry(trial.id, trial.group, trial.grid, record))
-        groups.setdefault(trial.group, {})[trial.seed] = sweep.trial_dir(trial) / WEIGHTS_FILE
-    options = sweep.config.report
+        weights = sweep.trial_dir(trial) / WEIGHTS_FILE if weighted[trial.id] else None
+        finished.append((trial, record, weights))
     threads = trials[0].spec.train.threads
     torch.set_num_threads(threads)
-    # one group at a time (the same results as all at once), so that progress can be shown
-    compared = [g for g in sorted(groups) if len(groups[g]) > 1]
-    pieces = len(compared) + len(groups) + 1
-    progress = terminal.Progress(pieces, "finishing", log)
-    log(f"finishing: prediction differences, samples and the report ({pieces} steps)")
-    pd, samples = {}, {}
-    for group in compared:
-        progress.step(f"prediction differences of {group} ({len(groups[group])} seeds)")
-        pd.update(
-            analysis.prediction_differences(
-                {group: groups[group]}, sweep.corpus, options.pd_batch_size, device
-            )
-        )
-    for group in sorted(groups):
-        progress.step(f"sample of {group}")
-        samples.update(analysis.samples({group: groups[group]}, options, device))
-    study_pd = None
-    if trials and trials[0].spec.train.protocol == "study":
-        log("the study's own PD: each model on its own windows, after each group's last trial")
-        ordered = protocols.seed_ordered_groups(
-            [(t.group, t.seed, t.spec, sweep.trial_dir(t) / WEIGHTS_FILE) for t in trials],
-            sweep.config.seeds,
-        )
-        study_pd = protocols.study_prediction_differences(ordered, sweep.corpus)
+    values = merged.group_values(
+        sweep.out, finished, sweep.corpus, sweep.config.report, sweep.config.seeds, device, log
+    )
     data = {
         "schema_version": results.SCHEMA_VERSION,
         "config": sweep.config.to_dict(),
@@ -444,9 +431,9 @@ def finalize(
         },
         "trials": entries,
         "statistics": results.statistics(entries),
-        "prediction_difference": pd,
-        **({"prediction_difference_study": study_pd} if study_pd is not None else {}),
-        "samples": samples,
+        "prediction_difference": values.pd,
+        **({"prediction_difference_study": values.study_pd} if values.study_pd is not None else {}),
+        "samples": values.samples,
         "render": {
             "stack": results.rendering_stack(),
             "threads": threads,
@@ -454,9 +441,9 @@ def finalize(
         },
     }
     results.write_results(sweep.out, data)
-    progress.step("the report, its figures and audit.md")
+    values.progress.step("the report, its figures and audit.md")
     report.render_directory(sweep.out, reference=sweep.reference, log=log)
-    progress.close()
+    values.progress.close()
     (sweep.out / FAILED_FILE).unlink(missing_ok=True)
     write_manifest(sweep.out)
     return data

@@ -170,9 +170,13 @@ PARTIAL_CONFIG = {
 }
 
 
-def partial_results(val_loss, val_acc, pd, n_params=1_678_848):
+def partial_results(val_loss, val_acc, pd, n_params=1_678_848, protocol=None):
+    """Partial-scale results; trials record ``protocol`` when given (none: a record from
+    before the protocols, nanoGPT's recipe)."""
     result = fake_results(val_loss, {a: [1.0] * len(v) for a, v in val_loss.items()}, pd)
     for trial in result["trials"]:
+        if protocol is not None:
+            trial["protocol"] = protocol
         trial["final"]["val_accuracy"] = val_acc[trial["activation"]][trial["seed"]]
         trial["n_params"] = n_params
         trial["model"] = PARTIAL_CONFIG["model"]
@@ -201,9 +205,9 @@ def test_each_shipped_config_is_at_the_scale_it_says(path, scale):
     assert scale_of(config, REFERENCE) == scale
 
 
-def test_a_partial_sweep_like_the_claims_supports_the_partial_claims():
+def like_the_partial_claims(protocol=None) -> dict:
     base = {"relu": 2.20, "gelu": 2.25, "swish": 2.40, "smelu-0.5": 2.30, "smelu-1.0": 2.156}
-    result = partial_results(
+    return partial_results(
         val_loss={a: [m - 0.001, m, m + 0.001] for a, m in base.items()},
         val_acc={a: ([28.1, 28.19, 28.28] if a == "relu" else [25.0, 25.1, 25.2]) for a in FIVE},
         pd={
@@ -213,9 +217,18 @@ def test_a_partial_sweep_like_the_claims_supports_the_partial_claims():
             "smelu-0.5": [0.66, 0.67, 0.68],
             "smelu-1.0": [0.66, 0.67, 0.68],
         },
+        protocol=protocol,
     )
-    verdict = replication(result, REFERENCE)
+
+
+def test_a_partial_sweep_like_the_claims_supports_the_partial_claims():
+    verdict = replication(like_the_partial_claims("study"), REFERENCE)
     assert verdict["scale"]["name"] == "partial" and verdict["scale"]["like_for_like"]
+    assert verdict["scale"]["procedure"] == "study"
+    assert verdict["scale"]["note"].startswith(
+        "Like for like: this sweep followed the study's own procedure (protocol study) at the "
+        "report's partial scale"
+    )
     got = {row["id"]: row["verdict"] for row in verdict["claims"]}
     partial_ids = {c["id"] for c in REFERENCE["claims"] if c["id"].startswith("partial-")}
     assert partial_ids <= set(got)  # a verdict for every partial-* claim of the reference
@@ -237,6 +250,22 @@ def test_a_partial_sweep_like_the_claims_supports_the_partial_claims():
         row = next(r for r in verdict["claims"] if r["id"] == claim_id)
         assert "needs our full-scale sweep (configs/full.toml)" in row["detail"]
     assert "swish-best-val-loss" not in got  # full-scale claims are not judged here
+
+
+@pytest.mark.parametrize("protocol", [None, "nanogpt"])
+def test_a_partial_sweep_under_nanogpts_recipe_is_not_like_for_like(protocol):
+    verdict = replication(like_the_partial_claims(protocol), REFERENCE)
+    study = replication(like_the_partial_claims("study"), REFERENCE)
+    assert verdict["scale"]["name"] == "partial" and not verdict["scale"]["like_for_like"]
+    assert verdict["scale"]["procedure"] == "nanogpt"  # a record without a protocol too
+    note = verdict["scale"]["note"]
+    assert note.startswith(
+        "Not like for like: this sweep is at the report's partial scale but followed "
+        "nanoGPT's recipe (protocol nanogpt:"
+    )
+    assert "not the study's own procedure (protocol study)" in note
+    assert "its relative PD is Shamir et al.'s on identical inputs" in note
+    assert verdict["claims"] == study["claims"]  # the same verdicts, judged at the scale
 
 
 def test_a_partial_sweep_unlike_the_claims_contradicts_them():
@@ -263,9 +292,23 @@ def test_a_sweep_at_neither_scale_says_its_verdicts_are_indicative():
     verdict = replication(result, REFERENCE)
     assert verdict["scale"] == {
         "name": None,
+        "procedure": "nanogpt",
         "like_for_like": False,
         "note": verdict["scale"]["note"],
     }
     assert "No claim of the report is at this sweep's scale" in verdict["scale"]["note"]
     assert "indicative only" in verdict["scale"]["note"]
     assert not any(r["id"] in ("pd-change-pct", "partial-min-pd") for r in verdict["claims"])
+
+
+def test_the_published_nanogpt_partial_sweep_says_its_verdicts_are_not_like_for_like():
+    """artifacts/partial-cpu (nanoGPT's recipe, records without a protocol) as re-rendered:
+    its report names the procedure and the other PD formula (verify re-renders it)."""
+    root = Path(__file__).resolve().parents[1] / "artifacts" / "partial-cpu"
+    report = " ".join((root / "report.md").read_text(encoding="utf-8").split())
+    assert "Like for like" not in report
+    assert (
+        "Not like for like: this sweep is at the report's partial scale but followed "
+        "nanoGPT's recipe (protocol nanogpt:" in report
+    )
+    assert "its relative PD is Shamir et al.'s on identical inputs" in report

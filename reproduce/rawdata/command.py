@@ -1,6 +1,8 @@
-"""``python -m reproduce reference import``: the study's raw data into ``artifacts/reference/``.
+"""``python -m reproduce reference import``: the study's raw data into ``artifacts/reference/``;
+``python -m reproduce reference trials DIR``: a study-protocol sweep trial by trial beside the
+study's trials of the same configuration (:mod:`reproduce.studytrials`).
 
-Writes ``study-raw.json`` (:mod:`reproduce.rawdata.importer`) and ``provenance.json``
+``import`` writes ``study-raw.json`` (:mod:`reproduce.rawdata.importer`) and ``provenance.json``
 (:mod:`reproduce.rawdata.provenance`) from a copy of the study's repository, atomically, each
 checked against its schema before it is written. The same copy always gives the same bytes.
 """
@@ -256,16 +258,36 @@ def _name(item: dict) -> str:
     return f"{item['config']} {item['activation']} seed {item['seed']}"
 
 
+def _trials(args: argparse.Namespace) -> int:
+    from reproduce import studytrials  # scipy: only for this action
+
+    raw_path = Path(args.raw)
+    raw = importer.load(raw_path)
+    prov = json.loads(raw_path.with_name(PROVENANCE).read_text(encoding="utf-8"))
+    ours = results.load_results(args.dir)
+    nanogpt = results.load_results(args.nanogpt) if args.nanogpt else None
+    comparison = studytrials.compare_trials(ours, raw, prov)
+    rows = studytrials.three_columns(raw, prov, comparison["config"]["name"], ours, nanogpt)
+    print(studytrials.markdown(comparison))
+    print(studytrials.three_columns_markdown(rows, comparison["config"]), end="")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``reference import``."""
+    """Add ``reference import`` and ``reference trials``."""
     parser = subparsers.add_parser(
         "reference",
         help="import the study's raw data as reference data",
         description="Reference data from the study's own repository: `reference import` "
-        "writes artifacts/reference/study-raw.json, provenance.json and audit.md.",
+        "writes artifacts/reference/study-raw.json, provenance.json and audit.md; `reference "
+        "step0` and `reference self-pd` measure what they use; `reference trials DIR` sets a "
+        "study-protocol sweep beside the study's trials, seed by seed.",
     )
     sub = parser.add_subparsers(
-        dest="reference_command", required=True, metavar="ACTION", help="import, step0, self-pd"
+        dest="reference_command",
+        required=True,
+        metavar="ACTION",
+        help="import, step0, self-pd, trials",
     )
     p = sub.add_parser(
         "import",
@@ -318,3 +340,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2)")
     p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
     p.set_defaults(func=_self_pd)
+    p = sub.add_parser(
+        "trials",
+        help="a study-protocol sweep trial by trial beside the study's trials",
+        description="Print, as Markdown, each trial of a study-protocol run or published "
+        "directory beside the study's published trial of the same configuration, activation "
+        "and seed (step-0 losses, final losses, val accuracy, differences), the paired t-test "
+        "per activation (n = the seeds), the rankings, and the three-column table (the "
+        "study's trials, ours under its procedure, ours under nanoGPT's recipe).",
+    )
+    p.add_argument("dir", help="a study-protocol run or published directory (results.json)")
+    p.add_argument(
+        "--nanogpt",
+        default=None,
+        metavar="DIR",
+        help="the same scale under nanoGPT's recipe, e.g. artifacts/partial-cpu",
+    )
+    p.add_argument(
+        "--raw",
+        default=str(DEFAULT_OUT / RAW),
+        help="study-raw.json, provenance.json beside it (%(default)s)",
+    )
+    p.set_defaults(func=_trials)
