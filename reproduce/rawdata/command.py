@@ -231,6 +231,8 @@ def _self_pd(args: argparse.Namespace) -> int:
     corpus = Corpus.load(resolve_data_path(args.data))
     torch.set_num_threads(args.threads)
     doc = selfpd.measure(args.run, corpus, progress=lambda name: print(f"  {name}", flush=True))
+    run = Path(args.run).resolve()
+    doc["run"]["directory"] = str(run.relative_to(REPO) if run.is_relative_to(REPO) else run)
     env = platforms.record(torch.device("cpu"), "fp32", args.threads)
     doc = {
         "format": selfpd.FORMAT,

@@ -12,6 +12,7 @@ the sampling error of accuracy and loss (:mod:`.curves`). Verdicts use
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from reproduce.rawdata import curves, partial, trials
@@ -372,8 +373,23 @@ def _pd_against_itself(doc: dict, raw: dict) -> dict:
         if run["pd_pairs"] and not run["id"].startswith("full/all_experiments_summary"):
             scale = "full" if run["id"].startswith("full/") else "partial"
             study[scale] += [p["relative_pd"] for p in run["pd_pairs"]]
+    by_activation = {}
+    for act in dict.fromkeys(t["activation"] for t in doc["trials"]):
+        pairs = [p for p in doc["pairs"] if p["activation"] == act]
+        by_activation[act] = {
+            "self_pd": statistics.fmean(
+                t["mean_self_pd"] for t in doc["trials"] if t["activation"] == act
+            ),
+            "own_windows": statistics.fmean(p["own_windows"] for p in pairs) if pairs else None,
+            "same_windows": statistics.fmean(p["same_windows"] for p in pairs) if pairs else None,
+        }
+    ranked = sorted(by_activation, key=lambda a: -by_activation[a]["self_pd"])
+    with_pairs = [a for a in ranked if by_activation[a]["own_windows"] is not None]
     return {
         **doc["summary"],
+        "by_activation": by_activation,
+        "ranking_by_self_pd": ranked,
+        "ranking_by_pair_pd": sorted(with_pairs, key=lambda a: -by_activation[a]["own_windows"]),
         "run": doc["run"]["directory"],
         "model": doc["model"],
         "windows": doc["windows"],
@@ -405,7 +421,10 @@ def _self_pd_verdicts(f: dict) -> list[dict]:
             f"({s['pair_own_windows_mean']:.3f}); the same seed pairs on identical windows "
             f"give {s['pair_same_windows_mean']:.3f}. The study's PD ({full[0]:.3f}-"
             f"{full[1]:.3f} at full scale) so measures how predictions differ between random "
-            f"windows, not between models: it cannot rank reproducibility; PD on identical "
+            f"windows, not between models. With no second model it ranks the activations as "
+            f"their seed pairs do ({' > '.join(s['ranking_by_self_pd'])} by self-PD; "
+            f"{' > '.join(s['ranking_by_pair_pd'])} by pair PD), ordering how sharp the "
+            f"models' predictions are: it cannot rank reproducibility; PD on identical "
             f"windows would decide",
             "the study's PD of two copies of one model (reproduce/rawdata/selfpd.py)",
         )

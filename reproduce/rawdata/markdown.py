@@ -72,6 +72,14 @@ def _self_pd_section(found: dict, width: int) -> list[str]:
         f"{s['pair_same_windows_mean']:.3f}. The study's own seed pairs: {study}.",
         width,
     )
+    out.append("```text")
+    out.append("activation  self-PD  pairs, own windows  pairs, same windows")
+    for act in s["ranking_by_self_pd"]:
+        a = s["by_activation"][act]
+        own = "" if a["own_windows"] is None else f"{a['own_windows']:18.3f}"
+        same = "" if a["same_windows"] is None else f"{a['same_windows']:20.3f}"
+        out.append(f"{act:<10}  {a['self_pd']:7.3f}  {own}  {same}".rstrip())
+    out += ["```", ""]
     out += _para(
         "What this shows: with each model on its own windows, the measure is dominated by "
         "how the next-character distributions of different contexts differ, which a model "
