@@ -25,6 +25,10 @@ Rules:
 - **Shared output.** ``D`` must be one directory on a filesystem every rank sees (a cluster's
   shared filesystem, e.g. NFS, Lustre, GPFS): ranks write their trials there and rank 0 reads them
   back. A rank that cannot see the ``sweep.json`` rank 0 wrote stops the run (exit 2).
+- **One launch per directory.** Rank 0 holds ``D``'s lock (:mod:`reproduce.runlock`) from
+  before it writes until every rank is done, and names its launch in the lock file; every
+  other rank checks that the lock file it sees names its own launch. A second launch, or a
+  single-process run, into ``D`` refuses with one line naming the holder (exit 2).
 - **Assignment.** Rank 0 lists the trials that are not finished (sorted by id) and sends that
   list to every rank; the ``i``-th of them belongs to rank ``i % world_size``
   (:func:`assign`). Each trial has exactly one owner; finished trials are skipped, an interrupted
@@ -64,6 +68,7 @@ network interface when the default one is wrong.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -79,7 +84,7 @@ import torch
 from charlm import determinism
 from charlm.io import atomic_write_json, atomic_write_text
 from charlm.train import StopSignals, TrainingInterrupted
-from reproduce import checks, runner
+from reproduce import checks, runlock, runner
 from reproduce.errors import UserError
 
 __all__ = [
@@ -348,7 +353,10 @@ def run_sweep(
             BACKEND, rank=world.rank, world_size=world.world_size, timeout=timeout
         )
         try:
-            code = _run(world, sweep, devices, start, time_limit_s, signals, log, check, snapshot)
+            with contextlib.ExitStack() as held:  # rank 0's lock on D, released after step 4
+                code = _run(
+                    world, sweep, devices, start, time_limit_s, signals, log, check, snapshot, held
+                )
         finally:
             _flush()
             dist.destroy_process_group()
@@ -360,9 +368,10 @@ def run_sweep(
 
 
 def _run(
-    world, sweep, devices: dict[str, str], start, time_limit_s, signals, log, check, snapshot
+    world, sweep, devices: dict[str, str], start, time_limit_s, signals, log, check, snapshot, held
 ) -> int:
-    """Steps 1-4 of a rank's run (the process group is up); returns the common exit status."""
+    """Steps 1-4 of a rank's run (the process group is up); returns the common exit status.
+    Rank 0 enters its lock on ``sweep.out`` into ``held`` (an ExitStack closed after this)."""
     rank, size = world.rank, world.world_size
     trials = sweep.trials
     ids = [t.id for t in trials]
@@ -383,13 +392,16 @@ def _run(
         except OSError as exc:  # a copy for safe keeping: never a reason to stop training
             say(f"warning: {snapshot} not written: {exc}")
 
-    # 1. rank 0 prepares D and sends the list of unfinished trials (a 0/1 flag per trial) and
-    # whether the determinism check is still to do
+    # 1. rank 0 locks and prepares D and sends the list of unfinished trials (a 0/1 flag per
+    # trial), whether the determinism check is still to do and its launch's lock key
     n = len(trials)
-    setup = [0] * (n + 2)
+    setup = [0] * (n + 3)
     if rank == 0:
         try:
-            sweep.out.mkdir(parents=True, exist_ok=True)
+            key = runlock.launch_key()
+            held.enter_context(runlock.locked(sweep.out, log, runlock.launch_tag(key)))
+            sweep.check_base()  # again under the lock: another run may have written meanwhile
+            setup[n + 1] = key
             sweep.write_sweep_file()
             clear_rank_files(sweep.out)
             setup[:n] = [int(sweep.status(t) != "done") for t in trials]
@@ -405,7 +417,7 @@ def _run(
     # the check is one more share of the work, after the trials: rank len(pending) % size
     check_owner = len(pending) % size if setup[n] else None
 
-    # 2. every rank must see D
+    # 2. every rank must see D, locked by this launch's rank 0
     shared = rank == 0 or _wait_for((sweep.out / runner.SWEEP_FILE).is_file, FS_WAIT_S)
     if not shared:
         print(
@@ -414,6 +426,12 @@ def _run(
             file=sys.stderr,
             flush=True,
         )
+    elif rank != 0:
+        try:
+            runlock.check_launch(sweep.out, setup[n + 1], FS_WAIT_S)
+        except UserError as exc:
+            print(f"error: rank {rank} on {host}: {exc}", file=sys.stderr, flush=True)
+            shared = False
     blind = _sum([int(not shared) if r == rank else 0 for r in range(size)])
     if any(blind):
         return EXIT_SETUP

@@ -8,7 +8,10 @@ One row per check, with a verdict:
 - ``claim``: a number a reader sees that nothing here can check (timings; a sample or curve
   whose evidence was not shipped); never a failure and never a pass;
 - ``platform differs``: a bit-for-bit comparison that this machine cannot make (what differs is
-  named); a retrained trial must then fall within :data:`TOLERANCES`.
+  named); a retrained trial must then fall within :data:`TOLERANCES`, derived from a measured
+  cross-platform spread (:mod:`reproduce.verification.tolerance`). After such retrains verify
+  says the tolerance, its source, what the measurement does not cover (bf16, GPUs) and which
+  of the report's rankings a retrain on another platform cannot confirm.
 
 The checks live in :mod:`reproduce.verification`, one module per concern: integrity and
 containment (the directory's layout, SHA256SUMS, results.json's schema, trial ids built from
@@ -27,6 +30,7 @@ not be. Exit status 1 if any check fails.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +39,7 @@ import torch
 
 from charlm import platforms
 from charlm.data import TINY_SHAKESPEARE_SHA256, Corpus, resolve_data_path
+from charlm.train import RECORD_FILE
 from reproduce import terminal
 from reproduce.errors import UserError
 from reproduce.verification.integrity import check_integrity, check_trial_dirs
@@ -67,6 +72,7 @@ from reproduce.verification.rows import (
     format_rows,
     summary,
 )
+from reproduce.verification.tolerance import tolerance_line
 
 __all__ = [
     "TOLERANCES",
@@ -111,6 +117,7 @@ def verify(
     work: str | Path | None = None,
     on_row: Callable[[Row], None] | None = None,
     progress: terminal.Progress | bool | None = False,
+    on_note: Callable[[str], None] | None = None,
 ) -> list[Row]:
     """All checks of a run or published directory; see the module docstring.
 
@@ -125,6 +132,9 @@ def verify(
             (re-evaluating each trial, recomputing the analysis, retraining), True for one of
             verify's own (a tqdm bar on a terminal, plain lines on stderr otherwise), False or
             None for none.
+        on_note: called, after the retrained trials' rows, with what a retrain judged on
+            another platform can show (:func:`reproduce.verification.tolerance.tolerance_line`:
+            the tolerance, its source, the rankings it cannot confirm), if any was.
 
     Raises:
         FileNotFoundError: no SHA256SUMS in ``directory``.
@@ -192,6 +202,7 @@ def verify(
                             bar.write(part)
 
                 by_id = {t["id"]: t for t in data["trials"]}
+                judged = []  # the platforms of retrains judged within the tolerance
                 for trial_id in again:
                     if bar is not None:
                         bar.step(f"retraining {trial_id}")
@@ -199,6 +210,14 @@ def verify(
                     add(verdicts)
                     trial, verdict = by_id[trial_id], verdicts[-1].verdict
                     add(retrained_rows(data, trial, where / trial_id, verdict))
+                    record = json.loads(
+                        (where / trial_id / RECORD_FILE).read_text(encoding="utf-8")
+                    )
+                    here = record["environment"]
+                    if verdict != PASS and not platforms.compare(trial["environment"], here).same:
+                        judged += [trial["environment"], here]
+                if judged and on_note is not None:
+                    on_note(tolerance_line(data, judged))
     finally:
         if own:
             bar.close()
@@ -240,8 +259,12 @@ def _command(args: argparse.Namespace) -> int:
             for line in format_row(row, width):
                 bar.write(line)
 
+        def note(line: str) -> None:
+            for part in terminal.wrap(f"note: {line}", width, indent="  ", first=""):
+                bar.write(part)
+
         bar.write(f"{'verdict':<{VERDICT_WIDTH}} check subject: detail")
-        rows = verify(args.dir, ids, args.data, args.work, on_row=show, progress=bar)
+        rows = verify(args.dir, ids, args.data, args.work, on_row=show, progress=bar, on_note=note)
     n_trials = sum(r.check == "weights" for r in rows) or None
     for line in terminal.wrap(summary(rows, n_trials), width, indent="  ", first=""):
         print(line)

@@ -27,9 +27,10 @@ from conftest import REPO, run_group, tiny_spec, write_sweep
 from charlm.data import Corpus
 from charlm.io import sha256_file
 from charlm.train import NonFiniteLossError, TrainingInterrupted, train_trial
-from reproduce import checks, distributed, runner
+from reproduce import checks, distributed, runlock, runner
 from reproduce.cli import main
 from reproduce.config import load_config
+from reproduce.errors import UserError
 from reproduce.results import load_results
 
 # Fields that legitimately differ between two runs of the same trial: timing. Removed at any
@@ -179,6 +180,40 @@ def test_collective_timeout():
             distributed.collective_timeout({"REPRODUCE_DIST_TIMEOUT_S": bad})
 
 
+def test_a_launch_names_itself_in_the_lock_that_its_other_ranks_check(tmp_path):
+    """Rank 0 holds the lock with its launch's key in the lock file; a rank of the same launch
+    goes on, a rank of another launch (or one under a single-process run's lock) refuses with
+    one line naming the holder, and a second launch's rank 0 cannot take the lock."""
+    out = tmp_path / "out"
+    key, other = 0x1234, 0x5678
+    first = runlock.launch_tag(key, {"TORCHELASTIC_RUN_ID": "first"})
+    assert first == "rank 0 of torchrun launch first, key 0000000000001234"
+    static = runlock.launch_tag(other, {"MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"})
+    assert static == "rank 0 of torchrun launch 10.0.0.1:29500, key 0000000000005678"
+    assert 0 < runlock.launch_key() < 2**62
+    with pytest.raises(UserError, match="no lock file, though this launch's rank 0 holds"):
+        runlock.check_launch(out, key)  # a rank that does not see rank 0's directory
+    with runlock.locked(out, launch=first):
+        holder = runlock.holder(out)
+        assert holder.startswith(f"pid {os.getpid()} on ") and holder.endswith(f" ({first})")
+        runlock.check_launch(out, key)
+        with pytest.raises(UserError) as refused:
+            runlock.check_launch(out, other)
+        assert str(refused.value) == (
+            f"{out} is being written by another run ({holder}), not this launch's rank 0; wait "
+            "for it to finish or choose another --out"
+        )
+        with pytest.raises(UserError, match=r"rank 0 of torchrun launch first, key 0+1234\)\)"):
+            with runlock.locked(out, launch=static):  # the second launch's rank 0
+                pass
+    with runlock.locked(out):  # a single-process run
+        with pytest.raises(UserError, match="not this launch's rank 0"):
+            runlock.check_launch(out, key)
+    with runlock.locked(out, launch=static):  # released: the next launch takes it
+        runlock.check_launch(out, other)
+    assert not (out / runlock.LOCK_FILE).exists()
+
+
 # --- torchrun, 2 ranks on the CPU ------------------------------------------------------------
 
 
@@ -217,6 +252,7 @@ def test_torchrun_sweep_equals_single_process(reference, data_path, tmp_path):
         assert without_timing(record) == without_timing(theirs[entry["id"]])
     assert manifest_matches_files(multi)
     assert not (multi / distributed.RANKS_DIR).exists()
+    assert not (multi / runlock.LOCK_FILE).exists()  # rank 0's lock, shared, then released
 
 
 def test_failed_trials_are_named_others_kept_and_rerun_trains_only_whats_missing(
@@ -295,6 +331,22 @@ def test_time_limit_stops_every_rank_and_rerun_resumes(reference, data_path, tmp
     assert said(rerun.stdout, 0, "[1/2] gelu-s0 (resuming)")
     assert said(rerun.stdout, 1, "[1/2] gelu-s1 (resuming)")
     assert weights_digests(out) == weights_digests(single)
+
+
+def test_a_second_launch_into_a_directory_a_launch_holds_refuses(excerpt, data_path, tmp_path):
+    config = write_sweep(tmp_path / "tiny.toml", max_iters=4, extra=data_table(excerpt))
+    out, status = tmp_path / "out", tmp_path / "status"
+    first = runlock.launch_tag(runlock.launch_key(), {"TORCHELASTIC_RUN_ID": "first"})
+    with runlock.locked(out, launch=first):  # as the first launch's rank 0 holds it
+        holder = runlock.holder(out)
+        run = torchrun(config, out, data_path, "--status-file", str(status))
+    assert run.returncode == 1 and status.read_text() == "2\n"  # torchrun's 1: the status file
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: {out} is being written by another run ({holder}); wait for it to finish or "
+        "choose another --out"
+    ]
+    assert sorted(p.name for p in out.iterdir()) == []  # nothing written, the lock file gone
 
 
 def test_dry_run_rank_0_lists_the_others_stay_quiet(reference, data_path, tmp_path):

@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import tarfile
@@ -206,6 +207,32 @@ def test_a_forged_curve_with_forged_logs_is_caught_by_a_retrain(pub, capsys, dat
     rows = verify(pub, ["relu-s0"], str(data_path))
     curve = next(r for r in rows if r.check == "retrain curve")
     assert curve.verdict == FAIL and "step 4: val_loss differ" in curve.detail
+
+
+def test_a_forgery_on_a_claimed_other_cpu_fails_the_retrain(pub, capsys, data_path):
+    """A 0.04-nat forgery whose record claims another CPU (no weights shipped, logs and
+    summaries forged to match) passes everything but a retrain; the retrain's tolerance,
+    from a measured cross-platform spread, is smaller than the forgery: it fails, and verify
+    names the tolerance and its source."""
+    for path in (pub / "trials").rglob("weights.safetensors"):
+        path.unlink()
+    data = load(pub)
+    trial = next(t for t in data["trials"] if t["id"] == "relu-s0")
+    trial["environment"]["cpu_model"] = "Another CPU"
+    trial["weights_sha256"] = "0" * 64  # as another CPU's bits would be
+    atomic_write_json(pub / "results.json", data)
+    _forge_val_loss(pub, -0.04)
+    _write_logs(pub, {t["id"]: t["curves"] for t in load(pub)["trials"]})
+    write_manifest(pub)
+    assert not failures(verify(pub))
+    capsys.readouterr()
+    assert main(["verify", str(pub), "--retrain", "relu-s0", "--data", str(data_path)]) == 1
+    said = " ".join(line.strip() for line in capsys.readouterr().out.splitlines())
+    row = "retrain relu-s0: platform differs (cpu_model: 'Another CPU' recorded"
+    assert re.search(r"FAIL +" + re.escape(row), said)
+    assert "val_loss off by 0.04 (tolerance 0.007)" in said
+    assert "note: tolerance on another platform: losses 0.007 nats, accuracies 0.13 " in said
+    assert said.endswith("verification FAILED: relu-s0")
 
 
 def _write_logs(directory, logs):

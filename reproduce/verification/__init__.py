@@ -7,6 +7,8 @@ them, retrains, and owns the command line):
 - :mod:`.numbers`: every number a reader sees, checked against what can check it (the records,
   the shipped logs, the weights, the samples) or marked as a claim (timings);
 - :mod:`.recompute`: the statistics, prediction differences and report recomputed;
+- :mod:`.tolerance`: the tolerance of a retrain on another platform, from a measured spread,
+  and the report's rankings it cannot confirm;
 - :mod:`.retrain`: what a retrain can show on this platform, the retrain itself, and the
   verdict on its weights and final metrics;
 - :mod:`.retrained`: a retrained trial's curve, best and sample against its record.

@@ -7,9 +7,11 @@ CPU or GPU, the trial's precision as resolved here, its thread count) with the r
 After training, :func:`judge_retrain` gives the ``retrain`` row: bit-identical weights and
 final metrics pass on any platform; the same platform with other bits fails; another platform,
 or one the record cannot show to be the same (a record older than the keys that decide
-bit-identity), is "platform differs" within :data:`TOLERANCES`. Every verdict names the metric
-differences. :mod:`reproduce.verification.retrained` then compares the retrained curve, best
-and sample, given this verdict.
+bit-identity), is "platform differs" within :data:`TOLERANCES`, derived from a measured
+cross-platform spread (:mod:`reproduce.verification.tolerance`, which also says what that
+measurement does not cover and which rankings it cannot confirm). Every verdict names the
+metric differences. :mod:`reproduce.verification.retrained` then compares the retrained curve,
+best and sample, given this verdict.
 """
 
 from __future__ import annotations
@@ -22,17 +24,9 @@ from charlm.data import Corpus
 from charlm.model import ModelConfig
 from charlm.train import TrainConfig, TrialSpec, resolve_precision, train_trial
 from reproduce.verification.rows import FAIL, PASS, PLATFORM_DIFFERS, Row
+from reproduce.verification.tolerance import SPREAD, TOLERANCES, unmeasured
 
 __all__ = ["METRICS", "TOLERANCES", "judge_retrain", "outlook_line", "retrain", "retrain_outlook"]
-
-# A retrained trial on another platform must land this close to the recorded final metrics.
-TOLERANCES = {
-    "val_loss": 0.05,  # nats
-    "train_loss": 0.05,  # nats
-    "val_accuracy": 1.0,  # percentage points
-    "train_accuracy": 1.0,  # percentage points
-}
-
 
 METRICS = ("val_loss", "train_loss", "val_accuracy", "train_accuracy")
 
@@ -76,13 +70,19 @@ def outlook_line(trial: dict, match: platforms.Match) -> str:
         return (
             f"{trial['id']}: the outcome can only be 'platform differs' ({match.describe()}): "
             "the weights cannot be bit-identical here, and the final metrics are compared "
-            "within tolerances"
+            f"within tolerances ({_tolerances()})"
         )
     return (
         f"{trial['id']}: its record lacks {', '.join(match.unknown)}, so this platform "
         f"cannot be called the same as the recording one ({recorded}): bit-identical weights "
-        "pass, others are judged within tolerances as 'platform differs or unknown'"
+        f"pass, others are judged within tolerances ({_tolerances()}) as 'platform differs "
+        "or unknown'"
     )
+
+
+def _tolerances() -> str:
+    t = TOLERANCES
+    return f"losses {t['val_loss']:g} nats, accuracies {t['val_accuracy']:g} points"
 
 
 def judge_retrain(trial: dict, record: dict) -> Row:
@@ -91,9 +91,10 @@ def judge_retrain(trial: dict, record: dict) -> Row:
     - bit-identical weights and equal final metrics: pass, whatever the platforms;
     - the same platform (:func:`charlm.platforms.compare`) but other weights or metrics: FAIL;
     - another platform, or one the record cannot show to be the same: "platform differs",
-      with the final metrics within :data:`TOLERANCES`, else FAIL.
+      with the final metrics within :data:`TOLERANCES`, else FAIL; a precision or device the
+      measured spread does not cover (bf16, a GPU) is named as not measured.
 
-    Every detail ends with the metric differences (retrained minus recorded).
+    Every detail names the metric differences (retrained minus recorded).
     """
     match = platforms.compare(trial["environment"], record["environment"])
     same_bits = record["weights_sha256"] == trial["weights_sha256"]
@@ -117,14 +118,21 @@ def judge_retrain(trial: dict, record: dict) -> Row:
         if abs(record["final"][k] - trial["final"][k]) > t
     ]
     which = "platform differs" if match.differs else "platform unknown"
+    missing = unmeasured(trial["environment"], record["environment"])
+    note = (
+        f"; tolerance from an {SPREAD.precision} {SPREAD.device_type.upper()} measurement, the "
+        f"spread of {' and '.join(missing)} not measured"
+        if missing
+        else ""
+    )
     if beyond:
-        detail = f"{which} ({match.describe()}); {'; '.join(beyond)}; {deltas}"
+        detail = f"{which} ({match.describe()}); {'; '.join(beyond)}; {deltas}{note}"
         return Row("retrain", trial["id"], FAIL, detail)
     return Row(
         "retrain",
         trial["id"],
         PLATFORM_DIFFERS,
-        f"{which} ({match.describe()}); metrics within tolerance; {deltas}",
+        f"{which} ({match.describe()}); metrics within tolerance; {deltas}{note}",
     )
 
 
