@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.cli import main
-from reproduce.rawdata import command, importer, provenance
+from reproduce.rawdata import command, importer, provenance, selfpd, step0
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "artifacts" / "reference"
@@ -41,7 +41,10 @@ def runs(prov) -> dict[str, dict]:
 
 @needs_copy
 def test_import_is_reproducible_from_the_copy(tmp_path):
-    shutil.copy(REFERENCE / command.REPORT_REFERENCE, tmp_path)  # audit.md needs the report's
+    # what the import reads besides the study's copy: the report's reference (for audit.md)
+    # and our measurements (recomputed step-0 losses, the study's PD against itself)
+    for name in (command.REPORT_REFERENCE, step0.FILE, selfpd.FILE):
+        shutil.copy(REFERENCE / name, tmp_path)
     texts = command.import_reference(SOURCE, tmp_path)
     names = (command.RAW, command.PROVENANCE, command.AUDIT, command.REPORT_REFERENCE)
     for name in names:
@@ -172,31 +175,53 @@ def test_provenance_validates_and_names_its_raw_data(prov):
     assert prov["raw_data"] == {"file": "study-raw.json", "sha256": digest}
     assert prov["summary"] == {
         "runs": 15,
-        "identified": 11,
-        "ambiguous": 3,
+        "identified": 14,
+        "ambiguous": 0,
         "unidentified": 1,
-        "step0_recomputed": "pending: study protocol (issue 20)",
+        "step0_recomputed": "for 5 of 14 runs with candidates",
     }
 
 
+NOT_STORED = "not recomputed: 3 of 3 step-0 evaluations are not in the store"
+
+
 @pytest.mark.parametrize(
-    ("run", "status", "candidates"),
+    ("run", "status", "candidates", "recomputed"),
     [
-        ("full/charlm-relu-20251208_151223", "identified", ["ConfigFullGPU"]),
-        ("full/all_experiments_summary/swish", "identified", ["ConfigFullGPU"]),
-        ("partial/charlm-relu-20251207_224444", "identified", ["Config"]),
-        ("partial/charlm-smelu_1-20251207_224012", "identified", ["Config"]),
-        ("partial/charlm-gelu-20251207_220724", "ambiguous", ["ConfigCPU", "ConfigGPULite"]),
-        ("partial/charlm-relu-20251207_220622", "ambiguous", ["ConfigCPU", "ConfigGPULite"]),
-        ("partial/charlm-relu-20251207_210335", "unidentified", []),
+        ("full/charlm-relu-20251208_151223", "identified", ["ConfigFullGPU"], ["ConfigFullGPU"]),
+        ("full/all_experiments_summary/swish", "identified", ["ConfigFullGPU"], NOT_STORED),
+        ("partial/charlm-relu-20251207_224444", "identified", ["Config"], NOT_STORED),
+        ("partial/charlm-smelu_1-20251207_224012", "identified", ["Config"], NOT_STORED),
+        # the lite-shaped runs: history and step-0 losses across files leave two candidates;
+        # recomputed step-0 losses agree with config_gpu_lite.py's and not config_cpu.py's
+        (
+            "partial/charlm-gelu-20251207_220724",
+            "identified",
+            ["ConfigGPULite"],
+            ["ConfigCPU", "ConfigGPULite"],
+        ),
+        (
+            "partial/charlm-relu-20251207_220622",
+            "identified",
+            ["ConfigGPULite"],
+            ["ConfigCPU", "ConfigGPULite"],
+        ),
+        ("partial/charlm-relu-20251207_210335", "unidentified", [], "no candidate left"),
     ],
 )
-def test_provenance_of_each_run(runs, run, status, candidates):
+def test_provenance_of_each_run(runs, run, status, candidates, recomputed):
     entry = runs[run]
     assert entry["status"] == status
     assert entry["candidates"] == candidates
-    assert entry["evidence"]["step0_recomputed"] is None
-    assert entry["evidence"]["step0_recomputed_reason"] == "pending: study protocol (issue 20)"
+    got, reason = (
+        entry["evidence"]["step0_recomputed"],
+        entry["evidence"]["step0_recomputed_reason"],
+    )
+    if isinstance(recomputed, str):
+        assert got is None and reason.startswith(recomputed)
+    else:
+        assert sorted(got) == recomputed and reason is None
+        assert all(r["agrees"] for r in got[candidates[0]])
 
 
 def test_the_unidentified_relu_file_has_the_full_models_step0_losses(runs):

@@ -41,7 +41,7 @@ def test_partial_table_rebuilt_from_its_files(found):
     }
     assert rows["relu"]["configurations"] == [
         "Config",
-        "ambiguous: ConfigCPU or ConfigGPULite",
+        "ConfigGPULite",
         "unidentified: none",
     ]
     assert rows["smelu_1"]["one_configuration"] and not rows["gelu"]["one_configuration"]

@@ -181,6 +181,9 @@ def _step0(args: argparse.Namespace) -> int:
             raise ValueError(f"--parity {name}: {exc}") from None
         for entry in step0.from_parity(doc, name, items):
             if store.lookup(entry, entry["activation"], entry["seed"]) is None:
+                if args.dry_run:
+                    print(f"would store {_name(entry)} from {name}")
+                    continue
                 store.add(entry)
                 print(f"stored {_name(entry)} from {name}")
     todo = [i for i in items if store.lookup(i, i["activation"], i["seed"]) is None]

@@ -91,6 +91,39 @@ def _self_pd_section(found: dict, width: int) -> list[str]:
     return out
 
 
+def _recomputed_lines(prov: dict, width: int) -> list[str]:
+    """Each run whose candidates' step-0 losses were recomputed: per candidate, agrees or
+    not, with the largest difference from the file's losses over its trials."""
+    out = []
+    for file in prov["files"]:
+        for run in file["runs"]:
+            got = run["evidence"]["step0_recomputed"]
+            if not got:
+                continue
+            published = {t["seed"]: t for t in run["evidence"]["step0"]["trials"]}
+            parts = []
+            for name, rows in sorted(got.items()):
+                diff = max(
+                    abs(r[k] - published[r["seed"]][k])
+                    for r in rows
+                    for k in ("train_loss", "val_loss")
+                )
+                verdict = "agrees" if all(r["agrees"] for r in rows) else "differs"
+                parts.append(f"{name} {verdict} (largest |difference| {diff:.1e})")
+            out += _para(f"{run['run']}: recomputed step-0 losses: {'; '.join(parts)}.", width)
+    if out:
+        out = (
+            _para(
+                "Rule: a candidate's step-0 train and val losses, recomputed under the study "
+                "protocol for each of the run's seeds (step0-recomputed.json), agree with the "
+                "file's within 1e-4 nats, or the candidate did not produce the file.",
+                width,
+            )
+            + out
+        )
+    return out
+
+
 def _partial_section(found: dict, prov: dict, width: int) -> list[str]:
     out = ["## The partial-scale table rebuilt from its files", ""]
     out += _para(
@@ -126,6 +159,7 @@ def _partial_section(found: dict, prov: dict, width: int) -> list[str]:
             )
     out.append("```")
     out.append("")
+    out += _recomputed_lines(prov, width)
     w = found["partial_within_config"]
     ranking = ", ".join(f"{a} {w['means'][a]:.4f}" for a in w["ranking"])
     out += _para(
