@@ -19,7 +19,7 @@ COMMANDS = {
     "render": "reproduce.report",
     "publish": "reproduce.publish",
     "verify": "reproduce.verify",
-    "audit": "reproduce.audit",
+    "audit": "reproduce.audit.command",  # above reproduce.audit and reproduce.rawdata
     "reference": "reproduce.rawdata.command",
     "compare": "reproduce.compare",
     "bench": "reproduce.bench",

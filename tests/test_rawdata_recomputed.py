@@ -120,6 +120,37 @@ def test_parity_output_is_stored_with_its_source(raw):
         step0.from_parity({"results": []}, "x.json", [])
 
 
+def test_step0_with_parity_stores_and_computes_nothing(tmp_path, capsys):
+    """``reference step0 --parity FILE`` stores FILE's evaluations and starts none of the
+    others (hours at the full scale), saying how to compute them."""
+    from reproduce.cli import main
+
+    out = tmp_path / "reference"
+    out.mkdir()
+    (out / command.RAW).write_bytes((REFERENCE / command.RAW).read_bytes())
+    parity = tmp_path / "parity-full.json"
+    result = {"activation": "relu", "train_loss": 4.1, "val_loss": 4.2, "init_sha256": "a" * 64}
+    parity.write_text(
+        json.dumps(
+            {
+                "scale": "full",
+                "platform": "somewhere",
+                "date": "2026-12-07",
+                "results": [{**result, "seed": 43, "seconds": 1.0}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert main(["reference", "step0", "--out", str(out), "--parity", str(parity)]) == 0
+    said = capsys.readouterr().out
+    assert "stored ConfigFullGPU relu seed 43 from" in said
+    assert "with --parity nothing is computed: run the command without it" in " ".join(said.split())
+    stored = json.loads((out / step0.FILE).read_text(encoding="utf-8"))
+    assert [(e["config"], e["seed"], e["train_loss"]) for e in stored["evaluations"]] == [
+        ("ConfigFullGPU", 43, 4.1)
+    ]
+
+
 def test_provenance_without_the_store_says_why():
     raw = importer.load(REFERENCE / command.RAW)
     doc = provenance.build(raw, "study-raw.json", "0" * 64)

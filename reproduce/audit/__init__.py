@@ -28,7 +28,9 @@ report's own printed figures only, because no data lies behind them).
 
 Modules, each depending only on those listed before it: ``values`` (verdict names,
 statistics, rounding rules), ``schema`` (reading and validation), ``evaluate`` (checks and
-verdicts), ``derive`` (claims of a results.json), ``rows``, ``table``, ``command``.
+verdicts), ``derive`` (claims of a results.json), ``rows``, ``table``; ``command`` (the ``audit``
+command, which also audits the raw data: it sits above :mod:`reproduce.rawdata`, so this
+package does not import it).
 
 Formulas: means and SDs with numpy (``np.mean``, ``np.std(ddof=...)``, ``np.var``); one-way ANOVA
 with ``scipy.stats.f_oneway``; F p-values with ``scipy.stats.f.sf``; Tukey HSD with
@@ -38,7 +40,6 @@ with ``scipy.stats.f_oneway``; F p-values with ``scipy.stats.f.sf``; Tukey HSD w
 
 from __future__ import annotations
 
-from reproduce.audit.command import register
 from reproduce.audit.derive import derive_claims
 from reproduce.audit.rows import audit_document, audit_file
 from reproduce.audit.schema import (
@@ -63,7 +64,6 @@ __all__ = [
     "derive_claims",
     "format_table",
     "load_document",
-    "register",
     "validate_reference",
     "validate_trials",
 ]

@@ -1,4 +1,8 @@
-"""The ``audit`` command: ``python -m reproduce audit FILE [--json]``."""
+"""The ``audit`` command: ``python -m reproduce audit FILE [--json]``.
+
+It audits a report's own numbers (this package) and the study's raw data
+(:mod:`reproduce.rawdata`, which uses this package): it sits above both, and
+``reproduce.audit`` itself does not import it."""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ from reproduce import terminal
 from reproduce.audit.rows import audit_document
 from reproduce.audit.schema import load_document
 from reproduce.audit.table import format_table
+from reproduce.rawdata import command as rawdata
+
+__all__ = ["register"]
 
 
 def _is_study_raw(path: str) -> bool:
@@ -22,7 +29,6 @@ def _is_study_raw(path: str) -> bool:
 
 
 def _run_study_raw(args: argparse.Namespace) -> int:
-    from reproduce.rawdata import command as rawdata  # the raw data's audit sits above audit
 
     if args.json:
         found, _ = rawdata.load_findings(args.file)

@@ -197,6 +197,9 @@ def _step0(args: argparse.Namespace) -> int:
         print(f"  {_name(item)}: {2 * item['eval_iters']} forward batches{guess}")
     if args.dry_run or not todo:
         return 0
+    if args.parity:  # storing what was computed elsewhere never starts hours of evaluations
+        _say("with --parity nothing is computed: run the command without it to compute these")
+        return 0
     from charlm.data import Corpus, resolve_data_path
     from reproduce.parity import BatchProgress
 
@@ -320,7 +323,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         metavar="FILE",
-        help="store the evaluations these `parity --out` files hold instead of recomputing",
+        help="store the evaluations these `parity --out` files hold, and compute none",
     )
     p.add_argument(
         "--time-limit",
