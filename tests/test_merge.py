@@ -185,7 +185,14 @@ def test_weights_that_are_not_the_recorded_ones_are_refused(
 def test_the_report_names_each_platform_with_its_trials(tiny_sweep):
     data = json.loads((tiny_sweep[1] / "results.json").read_text())
     other = data["trials"][0]["environment"]
-    other.update(cpu_model="Other CPU", cpu_family="99", cpu_capability="AVX512", threads=4)
+    other.update(
+        cpu_model="Other CPU",
+        cpu_family="99",
+        cpu_model_number="1",
+        cpu_capability="AVX512",
+        cpu_bf16="none",
+        threads=4,
+    )  # every key the description shows, so that it does not depend on this machine
     md = report.render_markdown(context(data))
     assert "The trials were trained on 2 platforms" in md
     assert "| Other CPU (family 99 model 1), AVX512, no native bf16, 4 threads | gelu-s0 |" in md
