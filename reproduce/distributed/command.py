@@ -35,15 +35,18 @@ def run_command(a: argparse.Namespace) -> int:
     distributed = world is not None and world.world_size > 1
     code = 1
     try:
+        common = {  # what both paths take from the command line
+            "data": a.data,
+            "dry_run": a.dry_run,
+            "time_limit_s": a.time_limit,
+            "sweep_options": runner.command_options(a),
+        }
         if distributed:
             code = run_sweep(
                 world,
                 a.config,
                 a.out,
-                data=a.data,
-                dry_run=a.dry_run,
-                time_limit_s=a.time_limit,
-                sweep_options=runner.command_options(a),
+                **common,
                 check_steps=a.determinism_check,
                 snapshot=a.snapshot,
             )
@@ -65,10 +68,7 @@ def run_command(a: argparse.Namespace) -> int:
         code = runner.run_sweep(
             a.config,
             a.out,
-            data=a.data,
-            dry_run=a.dry_run,
-            time_limit_s=a.time_limit,
-            sweep_options=runner.command_options(a),
+            **common,
             on_start=lambda sweep: clear_rank_files(sweep.out),  # left by a killed launch
             on_trial_done=snap,
         )
