@@ -1,0 +1,73 @@
+"""The parts of sweeps in progress (artifacts/parts/): records kept between sessions until
+``merge`` assembles them. Each part must stay mergeable into its config as it is today (a
+change to the config or to the record format would otherwise strand hours of training), and
+what a part's README states must be what its records hold.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reproduce.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+PARTS = REPO / "artifacts" / "parts"
+ALL_PARTS = sorted(p for p in PARTS.glob("*/*") if (p / "sweep.json").is_file())
+
+
+def config_of(part: Path) -> Path:
+    """The shipped config a part was trained from: ``configs/<its sweep's name>.toml``."""
+    name = json.loads((part / "sweep.json").read_text(encoding="utf-8"))["config"]["name"]
+    return REPO / "configs" / f"{name}.toml"
+
+
+def test_there_are_parts_and_each_has_a_readme():
+    assert [p.relative_to(PARTS).as_posix() for p in ALL_PARTS] == [
+        "study-partial-cpu/zen4-2026-12-07"
+    ]
+    for part in ALL_PARTS:
+        assert (part / "README.md").is_file(), part
+        assert not list(part.rglob("*.safetensors")), f"{part}: weights or state kept"
+
+
+@pytest.mark.parametrize("part", ALL_PARTS, ids=lambda p: p.relative_to(PARTS).as_posix())
+def test_a_part_merges_into_its_config(part, data_path, tmp_path, capsys):
+    out = tmp_path / "merged"
+    assert main(["merge", str(part), "--config", str(config_of(part)), "--out", str(out)]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    trials = sorted(p.name for p in (part / "trials").iterdir())
+    assert f"merged {len(trials)} of 15 trial(s)" in said
+    for trial in trials:  # byte for byte as the trainer wrote them
+        for name in ("trial.json", "log.jsonl"):
+            kept = (part / "trials" / trial / name).read_bytes()
+            assert (out / "trials" / trial / name).read_bytes() == kept
+
+
+def test_relu_s42_under_the_study_protocol_is_the_readmes():
+    """The numbers the part's README and the project README print, from the record."""
+    part = PARTS / "study-partial-cpu" / "zen4-2026-12-07"
+    record = json.loads((part / "trials" / "relu-s42" / "trial.json").read_text("utf-8"))
+    assert record["train"]["protocol"] == "study" and record["train"]["precision"] == "fp32"
+    final = record["final"]
+    assert (round(final["val_loss"], 4), round(final["train_loss"], 4)) == (1.9949, 1.8755)
+    assert final["val_accuracy"] == 32.5
+    assert round(record["wall_time_s"]) == 2059
+    curve = [json.loads(line) for line in (part / "trials/relu-s42/log.jsonl").open()]
+    assert [round(p["val_loss"], 4) for p in curve] == [
+        4.2854,
+        2.498,
+        2.447,
+        2.3801,
+        2.1562,
+        2.0048,
+    ]
+    assert all(p["computed"] for p in curve)
+    # step 0 equals the study's trial 1 of results-partial/charlm-relu-20251207_224444.json
+    assert abs(curve[0]["train_loss"] - 4.288941860198975) < 1e-4
+    assert abs(curve[0]["val_loss"] - 4.285428524017334) < 1e-4
+    readme = (part / "README.md").read_text(encoding="utf-8")
+    for text in ("| final val loss | 1.9949 | 1.9957 | −0.0009 |", "2,059 s of wall clock"):
+        assert text in readme
