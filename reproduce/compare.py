@@ -24,7 +24,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from reproduce import audit, results, stats
+from reproduce import audit, claims, results, stats
 from reproduce import verdicts as rules
 from reproduce.errors import UserError
 from reproduce.verdicts import CONTRADICTS, SUPPORTS, UNDECIDED
@@ -40,19 +40,7 @@ __all__ = [
     "register",
 ]
 
-FULL, PARTIAL = "full", "partial"
-# Claims that compare the partial and full scales (reference claim ids).
-CROSS_SCALE = (
-    "sensitivity-reduction-pct",
-    "best-val-loss-change-pct",
-    "best-val-acc-change-pct",
-    "pd-change-pct",
-    "time-ratio-range",
-)
-
-
-def _claims(reference: dict) -> dict[str, dict]:
-    return {c["id"]: c for c in reference["claims"]}
+FULL, PARTIAL = claims.FULL, claims.PARTIAL
 
 
 def scale_definitions(reference: dict) -> dict[str, dict]:
@@ -63,7 +51,7 @@ def scale_definitions(reference: dict) -> dict[str, dict]:
     scale's context, dropout, batch size and learning rate (the report states no others).
     Heads are not compared: the report does not give the partial scale's.
     """
-    cfg, claims = reference["config"], _claims(reference)
+    cfg, printed = reference["config"], claims.by_id(reference)
     model, training = cfg["model"], cfg["training"]
     shared = {
         "block_size": model["block_size"],
@@ -80,8 +68,8 @@ def scale_definitions(reference: dict) -> dict[str, dict]:
     }
     partial = {
         **shared,
-        "n_layer": model["n_layer"] / claims["depth-ratio"]["claimed"],
-        "n_embd": model["n_embd"] / claims["width-ratio"]["claimed"],
+        "n_layer": model["n_layer"] / printed["depth-ratio"]["claimed"],
+        "n_embd": model["n_embd"] / printed["width-ratio"]["claimed"],
         "max_iters": cfg["partial_scale"]["max_iters"],
     }
     return {FULL: full, PARTIAL: partial}
@@ -94,203 +82,6 @@ def scale_of(config: dict, reference: dict) -> str | None:
         if all(settings.get(k) == v for k, v in wanted.items()):
             return name
     return None
-
-
-class _Rows(list):
-    """Verdict rows: ``{"id", "claim", "claimed", "verdict", "detail", "rules"}``."""
-
-    def __init__(self, claims: dict[str, dict]) -> None:
-        super().__init__()
-        self.claims = claims
-
-    def add(self, claim_id, text, rule_ids, verdict_detail, claimed=None) -> None:
-        claim = self.claims.get(claim_id)
-        verdict, detail = verdict_detail
-        if claimed is None and claim is not None:
-            claimed = claim["printed"]
-        self.append(
-            {
-                "id": claim_id,
-                "claim": text,
-                "claimed": claimed,
-                "verdict": verdict,
-                "detail": detail,
-                "rules": list(rule_ids),
-            }
-        )
-
-
-def _by_activation(trials: list[dict], metric) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    for t in trials:
-        out.setdefault(t["activation"], []).append(metric(t["final"]))
-    return out
-
-
-def _full_rows(rows: _Rows, trials: list[dict], pd: dict, groups: list[str]) -> None:
-    claims = rows.claims
-    losses = _by_activation(trials, lambda f: f["val_loss"])
-    gaps = _by_activation(trials, lambda f: f["train_accuracy"] - f["val_accuracy"])
-    comparison = stats.compare_groups(losses, lower_is_better=True)
-    gap_comparison = stats.compare_groups(gaps, lower_is_better=True)
-    rows.add(
-        "swish-best-val-loss",
-        "Swish has the lowest val loss",
-        ["best"],
-        rules.extreme(comparison, "swish", True, "lowest mean val loss"),
-    )
-    for other, name in (("relu", "ReLU"), ("gelu", "GELU")):
-        claim = claims[f"{other}-vs-swish-val-loss-pct"]
-        rows.add(
-            claim["id"],
-            f"{name}'s val loss is {claim['claimed']}% above Swish's",
-            ["percent"],
-            rules.percent(comparison, other, "swish", claim["claimed"]),
-        )
-    rows.add(
-        "val-loss-anova-significant",
-        "The activations differ significantly in val loss (ANOVA)",
-        ["significance"],
-        rules.significance(comparison, claims["relu-vs-swish-val-loss-pct"]["claimed"]),
-    )
-    rows.add(
-        "swish-least-overfitting",
-        "Swish overfits least (smallest train-val accuracy gap)",
-        ["best"],
-        rules.extreme(gap_comparison, "swish", True, "smallest gap"),
-    )
-    rows.add(
-        "relu-most-overfitting",
-        "ReLU overfits most (largest train-val accuracy gap)",
-        ["best"],
-        rules.extreme(gap_comparison, "relu", False, "largest gap"),
-    )
-    rows.add(
-        "swish-best-pd",
-        "Swish is the most reproducible (lowest relative PD)",
-        ["pd-rank"],
-        rules.pd_rank(pd, groups, "swish", True),
-    )
-    rows.add(
-        "relu-worst-pd",
-        "ReLU is the least reproducible (highest relative PD)",
-        ["pd-rank"],
-        rules.pd_rank(pd, groups, "relu", False),
-    )
-
-
-def _partial_rows(rows: _Rows, trials: list[dict], pd: dict, groups: list[str], ref: dict):
-    claims, partial = rows.claims, ref["config"]["partial_scale"]
-    losses = stats.compare_groups(_by_activation(trials, lambda f: f["val_loss"]))
-    accuracy = stats.compare_groups(
-        _by_activation(trials, lambda f: f["val_accuracy"]), lower_is_better=False
-    )
-    best, worst = claims["partial-best-activation"], claims["partial-worst-activation"]
-    rows.add(
-        best["id"],
-        f"{best['claimed']} has the lowest val loss",
-        ["best"],
-        rules.extreme(losses, best["claimed"], True, "lowest mean val loss"),
-    )
-    rows.add(
-        worst["id"],
-        f"{worst['claimed']} has the highest val loss",
-        ["best"],
-        rules.extreme(losses, worst["claimed"], False, "highest mean val loss"),
-    )
-    name, value = partial["best_val_loss_activation"], claims["partial-best-val-loss"]["claimed"]
-    rows.add(
-        "partial-best-val-loss",
-        f"The best val loss is {value} ({name})",
-        ["value"],
-        rules.value_in_ci(losses["groups"].get(name), name, value, ".4f"),
-    )
-    name = partial["best_val_accuracy_activation"]
-    value = claims["partial-best-val-acc"]["claimed"]
-    rows.add(
-        "partial-best-val-acc",
-        f"{name} has the highest val accuracy, {value}%",
-        ["best", "value"],
-        rules.combine(
-            rules.extreme(accuracy, name, False, "highest mean val accuracy"),
-            rules.value_in_ci(accuracy["groups"].get(name), name, value, ".2f"),
-        ),
-    )
-    spans = rules.pd_spans(pd, groups)
-    for claim_id, which, text in (
-        ("partial-min-pd", "lowest", "The lowest relative PD of an activation is {}"),
-        ("partial-max-pd", "highest", "The highest relative PD of an activation is {}"),
-        ("partial-pd-spread-pct", "spread_pct", "The PD spread across activations is {}%"),
-    ):
-        value = claims[claim_id]["claimed"]
-        rows.add(claim_id, text.format(value), ["pd-range"], rules.pd_range(spans, which, value))
-    n_params = sorted({t["n_params"] for t in trials})
-    printed = claims["partial-n-params"]["claimed"]
-    verdict = (
-        SUPPORTS
-        if [round(n / 1000) for n in n_params] == [round(printed / 1000)]
-        else (CONTRADICTS)
-    )
-    model = trials[0]["model"] if trials and "model" in trials[0] else {}
-    rows.add(
-        "partial-n-params",
-        "The partial model has 765K parameters",
-        ["count"],
-        (
-            verdict,
-            f"ours: {model.get('n_layer')} layers x {model.get('n_embd')} (the report's own "
-            f"'3x shallower', '1.5x narrower') have {', '.join(f'{n:,}' for n in n_params)} "
-            f"parameters, printed {printed:,.0f}",
-        ),
-    )
-    low, high = partial["time_per_trial_s_range"]
-    times = [t["wall_time_s"] for t in trials if t.get("wall_time_s") is not None]
-    ours = f"{min(times):.0f}-{max(times):.0f} s" if times else "no times"
-    rows.add(
-        "partial-trial-time",
-        f"A partial trial takes {low}-{high} s",
-        ["not-comparable"],
-        (
-            UNDECIDED,
-            f"ours: {ours} per trial, wall clock on {_platform(trials)}; the report's ran"
-            f" on {ref['config']['hardware']['gpu']}",
-        ),
-        claimed=f"{low}-{high} s",
-    )
-    full_params = ref["config"]["model"]["n_params"]
-    ratio = full_params / n_params[0] if len(n_params) == 1 else None
-    param_claim = claims["param-ratio"]
-    if ratio is not None:
-        verdict = SUPPORTS if round(ratio) == round(param_claim["claimed"]) else CONTRADICTS
-        detail = f"ours: {full_params:,} / {n_params[0]:,} = {ratio:.2f}x (no training needed)"
-        rows.add(
-            param_claim["id"], "The full model is 14x the partial one", ["count"], (verdict, detail)
-        )
-
-
-def _cross_scale_rows(rows: _Rows, scale: str) -> None:
-    other = PARTIAL if scale == FULL else FULL
-    for claim_id in CROSS_SCALE:
-        claim = rows.claims[claim_id]
-        rows.add(
-            claim_id,
-            claim["about"][0].upper() + claim["about"][1:],
-            ["cross-scale"],
-            (
-                UNDECIDED,
-                f"needs our {other}-scale sweep (configs/{other}.toml) beside this "
-                f"{scale}-scale one; none is given",
-            ),
-        )
-
-
-def _platform(trials: list[dict]) -> str:
-    envs = {
-        (t["environment"].get("device_name", "?"), t["train"].get("precision_used", "?"))
-        for t in trials
-        if "environment" in t and "train" in t
-    }
-    return "; ".join(f"{d} ({p})" for d, p in sorted(envs)) or "an unrecorded platform"
 
 
 def replication(ours: dict, reference: dict) -> dict:
@@ -308,7 +99,7 @@ def replication(ours: dict, reference: dict) -> dict:
     Raises:
         UserError: our sweep has none of the activations to compare.
     """
-    claims = _claims(reference)
+    printed = claims.by_id(reference)
     scale = scale_of(ours["config"], reference)
     cells = ours["statistics"]["cells"]
     cell_key = "all" if "all" in cells else sorted(cells)[0]
@@ -320,13 +111,13 @@ def replication(ours: dict, reference: dict) -> dict:
         raise UserError("our sweep has none of the activations the report compared")
     groups = sorted({t["group"] for t in trials})
     pd = {g: ours["prediction_difference"][g] for g in groups if g in ours["prediction_difference"]}
-    rows = _Rows(claims)
+    rows = claims.Rows(printed)
     if scale == PARTIAL:
-        _partial_rows(rows, trials, pd, groups, reference)
+        claims.partial_rows(rows, trials, pd, groups, reference)
     else:
-        _full_rows(rows, trials, pd, groups)
+        claims.full_rows(rows, trials, pd, groups)
     if scale is not None:
-        _cross_scale_rows(rows, scale)
+        claims.cross_scale_rows(rows, scale)
     n_params = sorted({t["n_params"] for t in ours["trials"]})
     model = ours["config"]["model"]
     used = sorted({r for row in rows for r in row["rules"]}, key=list(rules.RULES).index)
@@ -341,7 +132,7 @@ def replication(ours: dict, reference: dict) -> dict:
             "cell": cell_key,
             "activations": sorted({t["activation"] for t in trials}),
             "n_params": n_params,
-            "platform": _platform(trials),
+            "platform": claims.platform(trials),
             "scale": f"{model.get('n_layer')} layers x {model.get('n_embd')}, "
             f"{ours['config']['train'].get('max_iters')} iterations, "
             f"{', '.join(f'{n:,}' for n in n_params)} parameters",
@@ -350,7 +141,7 @@ def replication(ours: dict, reference: dict) -> dict:
             "name": scale,
             "procedure": procedure(trials),
             "like_for_like": scale is not None and procedure(trials) == "study",
-            "note": _scale_note(scale, reference, _platform(trials), procedure(trials)),
+            "note": _scale_note(scale, reference, claims.platform(trials), procedure(trials)),
         },
         "rules": {r: rules.RULES[r] for r in used},
         "claims": rows,

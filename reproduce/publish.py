@@ -3,10 +3,11 @@
 DEST receives results.json, the report files and figures, the training logs as one
 deterministic ``logs.tar.gz``, and, only with ``--with-weights``, each trial's
 ``trials/<id>/weights.safetensors`` (the run directory's layout, so ``verify`` reads both). A
-report rendered with ``--reference`` or ``--compare`` takes what it read along (``reference.json``,
-``compare/results.json``), so DEST re-renders anywhere it is copied. Its SHA256SUMS lists exactly
-what it ships. DEST is assembled beside itself and swapped in whole, so
-a reader never sees a half-published directory.
+report rendered with ``--reference``, ``--compare`` or ``--study`` takes what it read along
+(``reference.json``, ``compare/results.json``, ``study/study-raw.json`` with the
+``provenance.json`` beside it), so DEST re-renders anywhere it is copied. Its SHA256SUMS lists
+exactly what it ships. DEST is assembled beside itself and swapped in whole, so a reader never
+sees a half-published directory.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from charlm.train import LOG_FILE, WEIGHTS_FILE
 from reproduce import results
 from reproduce.errors import UserError
 from reproduce.manifest import MANIFEST, write_manifest
+from reproduce.rawdata.provenance import FILE as PROVENANCE_FILE
 from reproduce.runner import TRIALS_DIR
 from reproduce.verification.integrity import check_trial_ids
 from reproduce.verification.paths import scan
@@ -36,11 +38,14 @@ SHIPPED_DIRS = ("figures",)
 LOGS_ARCHIVE = "logs.tar.gz"
 REFERENCE_COPY = "reference.json"  # the --reference file a report was rendered with
 COMPARE_COPY = "compare"  # the results.json of the --compare run, as compare/results.json
+STUDY_COPY = "study"  # the --study raw data and the provenance.json beside it, in study/
+RENDER_OPTIONS = ("reference", "compare", "study")
 
 
 def _unexpected_file(dest: Path) -> str | None:
     """The first file in ``dest`` that :func:`publish` never writes (None: a publication)."""
-    top = {*SHIPPED_FILES, *SHIPPED_DIRS, LOGS_ARCHIVE, MANIFEST, REFERENCE_COPY, COMPARE_COPY}
+    top = {*SHIPPED_FILES, *SHIPPED_DIRS, LOGS_ARCHIVE, MANIFEST}
+    top |= {REFERENCE_COPY, COMPARE_COPY, STUDY_COPY}
     for path in sorted(p for p in dest.rglob("*") if not p.is_dir()):
         parts = path.relative_to(dest).parts
         weights = len(parts) == 3 and parts[0] == TRIALS_DIR and parts[2] == WEIGHTS_FILE
@@ -77,8 +82,8 @@ def _check_sources(run_dir: Path, data: dict) -> None:
     problems = check_trial_ids(data["trials"])
     if problems:
         raise UserError(f"{run_dir}/results.json: {problems[0]}")
-    for key in ("reference", "compare"):
-        value = data["render"]["options"][key]
+    for key in RENDER_OPTIONS:
+        value = data["render"]["options"].get(key)
         if value is not None and os.path.isabs(value):
             raise UserError(f"{run_dir}/results.json: render option {key} {value!r} is absolute")
 
@@ -100,8 +105,8 @@ def publish(
 ) -> Path:
     """Copy the shipped set of ``run_dir`` into ``dest`` and write its SHA256SUMS.
 
-    results.json is copied with its render options (``compare``, ``reference``) naming the
-    copies shipped beside it, so a re-render finds them wherever ``dest`` is moved.
+    results.json is copied with its render options (``compare``, ``reference``, ``study``) naming
+    the copies shipped beside it, so a re-render finds them wherever ``dest`` is moved.
 
     Raises:
         FileNotFoundError: ``run_dir`` has no results.json (the sweep is not finished).
@@ -146,6 +151,12 @@ def publish(
             compared = run_dir / options["compare"] / results.RESULTS_FILE
             shutil.copyfile(compared, staging / COMPARE_COPY / results.RESULTS_FILE)
             options["compare"] = COMPARE_COPY
+        if options.get("study") is not None:
+            raw = run_dir / options["study"]
+            (staging / STUDY_COPY).mkdir()
+            for source in (raw, raw.with_name(PROVENANCE_FILE)):
+                shutil.copyfile(source, staging / STUDY_COPY / source.name)
+            options["study"] = f"{STUDY_COPY}/{raw.name}"
         results.write_results(staging, data)
         for name in SHIPPED_DIRS:
             if (run_dir / name).is_dir():

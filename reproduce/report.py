@@ -15,6 +15,7 @@ results.json does not record them.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from pathlib import Path
 import jinja2
 
 from charlm.io import atomic_write_bytes
-from reproduce import audit, results, terminal
+from reproduce import audit, mdblocks, results, terminal
 from reproduce import compare as compare_mod
 from reproduce import figures as figures_mod
 from reproduce.errors import UserError
@@ -73,7 +74,18 @@ def environment() -> jinja2.Environment:
     env.filters["p"] = format_p
     env.filters["pct"] = lambda v, d=2: "—" if v is None else f"{v:.{d}f}%"
     env.filters["json"] = lambda v: json.dumps(v, sort_keys=True)
+    env.filters["blocks"] = mdblocks.to_markdown
+    env.filters["code_spans"] = code_spans
     return env
+
+
+def code_spans(text: str) -> str:
+    """HTML for a line of :mod:`reproduce.mdblocks` text: escaped (``html.escape``), with each
+    Markdown code span (a pair of backticks) as ``<code>``; the template marks it ``safe``."""
+    parts = html.escape(str(text)).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick stays as it is
+        return html.escape(str(text))
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
 def render_markdown(ctx: dict) -> str:
@@ -95,18 +107,22 @@ def render_directory(
     *,
     compare: str | os.PathLike | None = None,
     reference: str | os.PathLike | None = None,
+    study: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
     write: bool = True,
     contained: bool = False,
 ) -> dict[str, bytes]:
     """Render the report files of a run directory from its results.json.
 
-    ``compare`` (another run's directory) and ``reference`` (a published report's reference
-    file, for the replication verdict of :mod:`reproduce.compare`) are recorded in results.json's
-    render options, relative to ``directory``, and reused by later renders; without them the
-    recorded options are used. With ``contained``, a recorded option (not one given here) must
-    lead to a path inside ``directory`` (:func:`reproduce.verification.paths.inside`): the
-    ``render`` command and ``verify`` read nothing outside a directory that results.json names.
+    ``compare`` (another run's directory), ``reference`` (a published report's reference
+    file, for the replication verdict of :mod:`reproduce.compare`) and ``study`` (the study's
+    raw data, ``study-raw.json`` with ``provenance.json`` beside it: a study-protocol sweep is
+    then set beside the study's own trials, :mod:`reproduce.likeforlike`) are recorded in
+    results.json's render options, relative to ``directory``, and reused by later renders;
+    without them the recorded options are used. With ``contained``, a recorded option (not
+    one given here) must lead to a path inside ``directory``
+    (:func:`reproduce.verification.paths.inside`): the ``render`` command and ``verify`` read
+    nothing outside a directory that results.json names.
 
     Renders report.md, report.html, every figure (``figures/<name>.png``, see
     :mod:`reproduce.figures`) and audit.md (:mod:`reproduce.audit` of results.json); results.json
@@ -117,12 +133,14 @@ def render_directory(
         e.g. ``"report.md"``, ``"report.html"``, ``"figures/val_loss_curves.png"``.
 
     Raises:
-        UserError: with ``contained``, a recorded option leading outside ``directory``.
+        UserError: with ``contained``, a recorded option leading outside ``directory``; a
+            ``study`` option for a sweep that cannot be set beside the study's trials, or
+            naming files that are not the study's raw data.
     """
     directory = Path(directory)
     data = results.load_results(directory)
     options = data["render"]["options"]
-    given = {"compare": compare, "reference": reference}
+    given = {"compare": compare, "reference": reference, "study": study}
     for key, value in given.items():
         if contained and value is None and options.get(key) is not None:
             try:
@@ -135,11 +153,14 @@ def render_directory(
     compare_dir = _resolve(directory, options.get("compare"))
     compare_data = results.load_results(compare_dir) if compare_dir else None
     reference_path = _resolve(directory, options.get("reference"))
+    reference_data = None if reference_path is None else compare_mod.load_reference(reference_path)
     replication = None
-    if reference_path is not None:
-        replication = compare_mod.replication(data, compare_mod.load_reference(reference_path))
+    if reference_data is not None:
+        replication = compare_mod.replication(data, reference_data)
+    study_path = _resolve(directory, options.get("study"))
+    beside = _beside_study(data, study_path, reference_data, compare_data)
     rendered = figures_mod.render_figures(data)
-    extra = {"figures": figure_context(rendered), "replication": replication}
+    extra = {"figures": figure_context(rendered), "replication": replication, "beside": beside}
     ctx = context(data, compare_data, extra=extra)
     files = {
         REPORT_MD: render_markdown(ctx).encode("utf-8"),
@@ -158,6 +179,22 @@ def render_directory(
     return files
 
 
+def _beside_study(
+    data: dict, study_path: Path | None, reference: dict | None, compared: dict | None
+) -> dict | None:
+    """:func:`reproduce.likeforlike.section` for the ``study`` render option (None without
+    it), with the compared run as the nanoGPT-recipe column when it followed that recipe."""
+    if study_path is None:
+        return None
+    from reproduce import likeforlike  # scipy: only for this section
+
+    raw, prov = likeforlike.load_study(study_path)
+    nanogpt = None
+    if compared is not None and compare_mod.procedure(compared["trials"]) == "nanogpt":
+        nanogpt = compared
+    return likeforlike.section(data, raw, prov, reference, nanogpt)
+
+
 def audit_markdown(data: dict) -> str:
     """audit.md: every checkable claim of results.json recomputed from its trial records
     (:func:`reproduce.audit.audit_document`), as a table."""
@@ -172,7 +209,13 @@ def audit_markdown(data: dict) -> str:
 
 def _render_command(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
-    render_directory(directory, compare=args.compare, reference=args.reference, contained=True)
+    render_directory(
+        directory,
+        compare=args.compare,
+        reference=args.reference,
+        study=args.study,
+        contained=True,
+    )
     write_manifest(directory)
     return 0
 
@@ -184,7 +227,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="re-render the report of a run directory",
         description="Render report.md, report.html, the figures and audit.md of a run or "
         "published directory from its results.json alone, and rewrite its SHA256SUMS. "
-        "--compare and --reference are recorded in results.json and reused by later renders.",
+        "--compare, --reference and --study are recorded in results.json and reused by later "
+        "renders.",
     )
     p.add_argument("dir", help="a run or published directory with results.json")
     p.add_argument(
@@ -198,5 +242,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="FILE",
         help="a published report's reference file: adds the replication verdict (recorded)",
+    )
+    p.add_argument(
+        "--study",
+        default=None,
+        metavar="FILE",
+        help="the study's raw data (artifacts/reference/study-raw.json, provenance.json "
+        "beside it): sets a study-protocol sweep beside the study's own trials (recorded)",
     )
     p.set_defaults(func=_render_command)

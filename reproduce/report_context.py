@@ -398,6 +398,7 @@ def context(data: dict, compare: dict | None = None, extra: dict | None = None) 
         "render": data["render"],
         "figures": {},
         "replication": None,
+        "beside": None,
         "protocol": _protocol(trials),
         "study_pd": _study_pd(data, cells),
         **(extra or {}),

@@ -23,18 +23,20 @@ What is compared (every function here is pure: dicts in, dicts out):
 - :func:`three_columns`: per activation, mean and sample SD of the final val loss of the study's
   same-configuration trials, of ours under the study protocol, of ours under nanoGPT's recipe.
 
-:func:`markdown` and :func:`three_columns_markdown` lay the tables out.
+:func:`blocks` and :func:`three_columns_blocks` lay the tables out as
+:mod:`reproduce.mdblocks` (the report's section), :func:`markdown` and
+:func:`three_columns_markdown` as Markdown (the ``reference trials`` command).
 """
 
 from __future__ import annotations
 
 import statistics
-import textwrap
 from typing import Any
 
 from scipy import stats as scipy_stats
 
 # the settings that name one of the study's configurations (provenance.json's candidates)
+from reproduce import mdblocks
 from reproduce.rawdata.provenance import RECOMPUTED_TOLERANCE, REPORTED_KEYS
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "REPORTED_KEYS",
     "STEP0_TOLERANCE",
     "STUDY_NAMES",
+    "blocks",
     "compare_trials",
     "markdown",
     "paired",
@@ -49,6 +52,7 @@ __all__ = [
     "rankings",
     "study_config",
     "three_columns",
+    "three_columns_blocks",
     "three_columns_markdown",
     "trial_rows",
 ]
@@ -57,7 +61,7 @@ STUDY_NAMES = {"smelu-0.5": "smelu_05", "smelu-1.0": "smelu_1"}  # ours -> the s
 FIRST_SEED = 42  # the study's seed_base (config.py line 40): trial i ran seed 42 + i - 1
 STEP0_TOLERANCE = RECOMPUTED_TOLERANCE  # nats (1e-4): the study protocol's parity bound
 ALPHA = 0.05  # "distinguishable" means p < ALPHA by the paired t-test
-WIDTH = 80  # columns the Markdown's prose is wrapped to
+WIDTH = mdblocks.WIDTH  # columns the Markdown's prose is wrapped to
 _MODEL_KEYS = ("n_layer", "n_embd", "n_head", "block_size")
 
 
@@ -373,128 +377,123 @@ def _cell(stat: dict | None, show_n: bool) -> str:
     return f"{stat['mean']:.4f}{sd}" + (f" (n = {stat['n']})" if show_n else "")
 
 
-def _table(header: list[str], align: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    return lines + ["| " + " | ".join(r) + " |" for r in rows]
-
-
-def _para(text: str) -> list[str]:
-    return textwrap.wrap(text, WIDTH, break_on_hyphens=False)
-
-
 def _yes_no(value: bool | None) -> str:
     return "—" if value is None else ("yes" if value else "no")
 
 
-def markdown(comparison: dict) -> str:
-    """The trial-by-trial comparison (:func:`compare_trials`) as Markdown, prose wrapped to
-    :data:`WIDTH` columns: what differs between the two runs of a trial, the step-0 table, the
-    final-metrics tables, the paired tests and the rankings."""
+def blocks(comparison: dict) -> list[dict]:
+    """The trial-by-trial comparison (:func:`compare_trials`) as :mod:`reproduce.mdblocks`:
+    what differs between the two runs of a trial, the step-0 table, the final-metrics tables,
+    the paired tests and the rankings."""
     cfg, rows = comparison["config"], [r for r in comparison["rows"] if r["published"]]
     tolerance = f"{comparison['step0_tolerance']:.0e}"
     losses = ["Trial", "Train, ours", "Study", "Diff.", "Val, ours", "Study", "Diff."]
-    right = ["---", *["---:"] * 6]
-    lines = _para(
-        f"Each trial beside the study's trial of the same configuration ({cfg['file']}, "
-        f"`{cfg['name']}`), activation and seed. Both start from the same initial weights and "
-        "see the same batches; what differs between the two runs of a trial is the dropout "
-        "masks (ours from a CPU generator of their own, the study's from its device's), the "
-        "rounding of floating-point arithmetic, and the platform (ours: "
-        + "; ".join(comparison["platforms"])
-        + "; the study's is not recorded in its result files)."
-    )
-    lines += ["", *_para(f"Step-0 losses (nats; diff. = ours − study; agreement: {tolerance}):")]
-    lines += [""] + _table(
-        losses,
-        right,
-        [
+    right = [False, *[True] * 6]
+    out = [
+        mdblocks.para(
+            f"Each trial beside the study's trial of the same configuration ({cfg['file']}, "
+            f"`{cfg['name']}`), activation and seed. Both start from the same initial weights "
+            "and see the same batches; what differs between the two runs of a trial is the "
+            "dropout masks (ours from a CPU generator of their own, the study's from its "
+            "device's), the rounding of floating-point arithmetic, and the platform (ours: "
+            + "; ".join(comparison["platforms"])
+            + "; the study's is not recorded in its result files)."
+        ),
+        mdblocks.para(f"Step-0 losses (nats; diff. = ours − study; agreement: {tolerance}):"),
+        mdblocks.table(
+            losses,
+            right,
             [
-                r["id"],
-                *_triple_cells(r["step0_train_loss"], 6, small=True),
-                *_triple_cells(r["step0_val_loss"], 6, small=True),
-            ]
-            for r in rows
-        ],
-    )
-    computed = [r for r in rows if r["step0_agrees"] is not None]
-    agreeing = [r for r in computed if r["step0_agrees"]]
-    lines += [
-        "",
-        *_para(
-            f"{len(agreeing)} of {len(computed)} trials with a computed step-0 evaluation agree to "
-            f"{tolerance} nats."
+                [
+                    r["id"],
+                    *_triple_cells(r["step0_train_loss"], 6, small=True),
+                    *_triple_cells(r["step0_val_loss"], 6, small=True),
+                ]
+                for r in rows
+            ],
         ),
     ]
-    lines += ["", "Final losses (nats), after the last step:", ""]
-    lines += _table(
-        losses,
-        right,
-        [
-            [r["id"], *_triple_cells(r["train_loss"], 4), *_triple_cells(r["val_loss"], 4)]
-            for r in rows
-        ],
-    )
-    lines += [""] + _table(
-        ["Trial", "Val accuracy, ours", "Study", "Diff. (points)"],
-        right[:4],
-        [[r["id"], *_triple_cells(r["val_accuracy"], 2)] for r in rows],
-    )
+    computed = [r for r in rows if r["step0_agrees"] is not None]
+    agreeing = [r for r in computed if r["step0_agrees"]]
     n = ", ".join(str(k) for k in sorted({p["n"] for p in comparison["paired"]}))
-    lines += [
-        "",
-        *_para(
+    ranking = comparison["ranking"]
+    verdict = "agree" if ranking["agree"] else "differ"
+    return out + [
+        mdblocks.para(
+            f"{len(agreeing)} of {len(computed)} trials with a computed step-0 evaluation agree "
+            f"to {tolerance} nats."
+        ),
+        mdblocks.para("Final losses (nats), after the last step:"),
+        mdblocks.table(
+            losses,
+            right,
+            [
+                [r["id"], *_triple_cells(r["train_loss"], 4), *_triple_cells(r["val_loss"], 4)]
+                for r in rows
+            ],
+        ),
+        mdblocks.table(
+            ["Trial", "Val accuracy, ours", "Study", "Diff. (points)"],
+            right[:4],
+            [[r["id"], *_triple_cells(r["val_accuracy"], 2)] for r in rows],
+        ),
+        mdblocks.para(
             "Final val loss paired by seed, ours against the study's: paired t-test "
             f"(`scipy.stats.ttest_rel`, two-sided) on n = {n} seeds, so only a large and "
             "consistent difference can show:"
         ),
-        "",
-    ]
-    lines += _table(
-        ["Activation", "n", "Ours", "Study", "Mean diff.", "t", "p", f"p < {ALPHA}"],
-        ["---", *["---:"] * 6, "---"],
-        [
+        mdblocks.table(
+            ["Activation", "n", "Ours", "Study", "Mean diff.", "t", "p", f"p < {ALPHA}"],
+            [False, *[True] * 6, False],
             [
-                p["activation"],
-                str(p["n"]),
-                _num(p["ours_mean"]),
-                _num(p["study_mean"]),
-                _signed(p["mean_diff"]),
-                _num(p["t"], 2),
-                _num(p["p"]),
-                _yes_no(p["distinguishable"]),
-            ]
-            for p in comparison["paired"]
-        ],
-    )
-    ranking = comparison["ranking"]
-    verdict = "agree" if ranking["agree"] else "differ"
-    lines += [
-        "",
-        *_para(
+                [
+                    p["activation"],
+                    str(p["n"]),
+                    _num(p["ours_mean"]),
+                    _num(p["study_mean"]),
+                    _signed(p["mean_diff"]),
+                    _num(p["t"], 2),
+                    _num(p["p"]),
+                    _yes_no(p["distinguishable"]),
+                ]
+                for p in comparison["paired"]
+            ],
+        ),
+        mdblocks.para(
             f"By mean final val loss, lowest first: ours {' < '.join(ranking['ours'])}; the "
             f"study's {' < '.join(ranking['study'])}: the rankings {verdict}."
         ),
     ]
-    return "\n".join(lines) + "\n"
 
 
-def three_columns_markdown(rows: list[dict], config: dict) -> str:
-    """:func:`three_columns`' rows as a Markdown table (mean ± sample SD; n in the caption when
-    every cell has the same, else in each cell), with a caption naming the study's
-    configuration."""
+def markdown(comparison: dict) -> str:
+    """:func:`blocks` as Markdown, prose wrapped to :data:`WIDTH` columns."""
+    return mdblocks.to_markdown(blocks(comparison), WIDTH)
+
+
+def three_columns_blocks(rows: list[dict], config: dict) -> list[dict]:
+    """:func:`three_columns`' rows as a caption naming the study's configuration and a table
+    (mean ± sample SD; n in the caption when every cell has the same, else in each cell)."""
     columns = ("study", "study_protocol", "nanogpt")
     counts = {r[c]["n"] for r in rows for c in columns if r[c] is not None}
     each = f" n = {counts.pop()} seeds in each cell;" if len(counts) == 1 else ""
-    lines = _para(
+    caption = mdblocks.para(
         f"Final val loss (nats, mean ± SD over seeds;{each} — where a column has no trial) at "
         f"the settings of the study's {config['file']} (`{config['name']}`): the study's own "
         "trials (its result files), ours under its procedure (study protocol), ours under "
         "nanoGPT's recipe (nanogpt protocol: other optimizer settings, schedule, "
         "initialisation and evaluation, so not like for like with the study)."
-    ) + [""]
-    lines += _table(
-        ["Activation", "Study", "Ours, study protocol", "Ours, nanoGPT recipe"],
-        ["---", "---:", "---:", "---:"],
-        [[r["activation"], *(_cell(r[c], not each) for c in columns)] for r in rows],
     )
-    return "\n".join(lines) + "\n"
+    return [
+        caption,
+        mdblocks.table(
+            ["Activation", "Study", "Ours, study protocol", "Ours, nanoGPT recipe"],
+            [False, True, True, True],
+            [[r["activation"], *(_cell(r[c], not each) for c in columns)] for r in rows],
+        ),
+    ]
+
+
+def three_columns_markdown(rows: list[dict], config: dict) -> str:
+    """:func:`three_columns_blocks` as Markdown."""
+    return mdblocks.to_markdown(three_columns_blocks(rows, config), WIDTH)

@@ -100,7 +100,7 @@ def extreme(comparison: dict, claimed: str, lowest: bool, what: str) -> tuple[st
     if claimed not in names:
         return UNDECIDED, f"{claimed} is not in our sweep"
     if comparison["anova"] is None:
-        return UNDECIDED, f"our tests are undefined ({comparison['undefined']})"
+        return UNDECIDED, f"our tests are undefined ({comparison['undefined'].get('anova')})"
     sign = 1 if lowest else -1
     others = [n for n in names if n != claimed]
     pairs = {n: tukey_pair(comparison, claimed, n) for n in others}
@@ -142,7 +142,7 @@ def significance(comparison: dict, claimed_effect_pct: float) -> tuple[str, str]
     """Rule ``significance``: the groups differ (one-way ANOVA, p < 0.05)."""
     anova, mdd = comparison["anova"], comparison["mdd"]
     if anova is None:
-        return UNDECIDED, f"our ANOVA is undefined ({comparison['undefined']})"
+        return UNDECIDED, f"our ANOVA is undefined ({comparison['undefined'].get('anova')})"
     detail = (
         f"ours: F({anova['df_between']}, {anova['df_within']}) = {anova['F']:.2f}, "
         f"p = {anova['p']:.3g}"

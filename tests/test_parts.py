@@ -71,3 +71,30 @@ def test_relu_s42_under_the_study_protocol_is_the_readmes():
     readme = (part / "README.md").read_text(encoding="utf-8")
     for text in ("| final val loss | 1.9949 | 1.9957 | −0.0009 |", "2,059 s of wall clock"):
         assert text in readme
+
+
+def test_relu_s_pd_travels_with_the_part_that_trained_its_three_seeds(data_path, tmp_path):
+    """ReLU's PD needs the three seeds' weights, which no part keeps: it was computed where
+    they were, and merge carries it, tied to their digests, as the README states it."""
+    part = PARTS / "study-partial-cpu" / "zen4-2026-12-07"
+    out = tmp_path / "merged"
+    assert main(["merge", str(part), "--config", str(config_of(part)), "--out", str(out)]) == 0
+    group = json.loads((out / "merged.json").read_text(encoding="utf-8"))["groups"]["relu"][0]
+    digests = {
+        str(seed): json.loads(
+            (part / "trials" / f"relu-s{seed}" / "trial.json").read_text("utf-8")
+        )["weights_sha256"]
+        for seed in (42, 43, 44)
+    }
+    assert group["weights_sha256"] == digests
+    study = group["prediction_difference_study"]
+    assert round(study["mean_relative_pd"], 4) == 0.7095
+    pairs = {k: round(v["relative_pd"], 4) for k, v in study["pairs"].items()}
+    assert pairs == {"s42-s43": 0.7081, "s42-s44": 0.7087, "s43-s44": 0.7116}
+    identical = group["prediction_difference"]["mean"]
+    assert (round(identical["relative_pd"], 4), round(identical["top1_disagreement"], 3)) == (
+        0.4677,
+        0.201,
+    )
+    readme = (part / "README.md").read_text(encoding="utf-8")
+    assert "| mean | 0.7095 | 0.7097 | 0.4677 |" in readme

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 RAW = "study-raw.json"
-PROVENANCE = "provenance.json"
+PROVENANCE = provenance.FILE
 AUDIT = "audit.md"
 REPORT_REFERENCE = "charlm-full-20251208.json"  # the report's own numbers, beside the raw data
 REPO = Path(__file__).resolve().parents[2]

@@ -50,6 +50,7 @@ __all__ = [
     "remaining_candidates",
 ]
 
+FILE = "provenance.json"  # beside study-raw.json
 FORMAT = "charlm-repro study provenance"
 SCHEMA = "provenance.schema.json"
 # the settings a step-0 loss depends on besides activation and seed

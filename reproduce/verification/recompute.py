@@ -98,9 +98,9 @@ def _compared(check: str, diffs: list[str], equal: str) -> Row:
 
 
 def render_option_problem(directory: Path, data: dict) -> str | None:
-    """Why the recorded render options (``reference``, ``compare``) cannot be followed inside
-    ``directory``, or None."""
-    for key in ("reference", "compare"):
+    """Why the recorded render options (``reference``, ``compare``, ``study``) cannot be
+    followed inside ``directory``, or None."""
+    for key in ("reference", "compare", "study"):
         value = data["render"]["options"].get(key)
         if value is None:
             continue
