@@ -98,3 +98,17 @@ def test_relu_s_pd_travels_with_the_part_that_trained_its_three_seeds(data_path,
     )
     readme = (part / "README.md").read_text(encoding="utf-8")
     assert "| mean | 0.7095 | 0.7097 | 0.4677 |" in readme
+
+
+@pytest.mark.parametrize("seed", [42, 43])
+def test_smelu_1_0_trials_are_the_readmes(seed):
+    part = PARTS / "study-partial-cpu" / "zen4-2026-12-07"
+    record = json.loads((part / f"trials/smelu-1.0-s{seed}/trial.json").read_text("utf-8"))
+    assert record["activation"] == "smelu-1.0" and record["train"]["protocol"] == "study"
+    final, step0 = record["final"], record["curves"][0]
+    readme = (part / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index(f"| | smelu-1.0-s{seed} |") :]
+    assert f"| final val loss | {final['val_loss']:.4f} |" in table
+    assert f"| final train loss | {final['train_loss']:.4f} |" in table
+    assert f"| final val accuracy | {final['val_accuracy']:.2f}% |" in table
+    assert f"| {step0['train_loss']:.6f} / {step0['val_loss']:.6f} |" in table
