@@ -27,7 +27,7 @@ import re
 import statistics
 from pathlib import Path
 
-from reproduce import claims, mdblocks, results, studytrials
+from reproduce import claims, compare, mdblocks, results, studytrials
 from reproduce.errors import UserError
 from reproduce.rawdata import importer, provenance
 
@@ -142,6 +142,23 @@ def verdicts(ours: dict, reference: dict, raw: dict, prov: dict) -> list[dict]:
     trials = ours["trials"]
     groups = sorted({t["group"] for t in trials})
     theirs, their_pd = study_trials(raw, prov, config)
+    # the study's side holds only the (activation, seed) pairs ours has, so that "same" compares
+    # verdicts on the same trials
+    have = {(t["activation"], t["seed"]) for t in trials}
+    theirs = [t for t in theirs if (t["activation"], t["seed"]) in have]
+    seeds = {f"s{seed}" for _, seed in have}
+    for pd in their_pd.values():
+        pd["pairs"] = {k: v for k, v in pd["pairs"].items() if set(k.split("-")) <= seeds}
+    their_pd = {
+        a: {
+            "mean": {
+                "relative_pd": statistics.fmean(p["relative_pd"] for p in pd["pairs"].values())
+            },
+            "pairs": pd["pairs"],
+        }
+        for a, pd in their_pd.items()
+        if pd["pairs"] and any(t["activation"] == a for t in theirs)
+    }
     their_groups = sorted({t["activation"] for t in theirs})
     mine = {  # the rows of non-PD claims are the same in both
         measure: claims.partial_trial_claims(trials, pd, groups, reference)
@@ -222,7 +239,8 @@ def section(
     Args:
         ours: our results.json (study protocol, one of the study's configurations).
         raw, prov: :func:`load_study`.
-        reference: the reference file (claims); None leaves out the verdicts.
+        reference: the reference file (claims); None, or a sweep not at the report's partial
+            scale, leaves out the verdicts (they are the partial scale's claims).
         nanogpt: a results.json of the same configuration under nanoGPT's recipe, the third
             column; None leaves that column empty.
 
@@ -239,7 +257,8 @@ def section(
         comparison = studytrials.compare_trials(ours, raw, prov)
         config = comparison["config"]
         three = studytrials.three_columns(raw, prov, config["name"], ours, nanogpt)
-        rows = [] if reference is None else verdicts(ours, reference, raw, prov)
+        partial = reference is not None and compare.scale_of(ours["config"], reference) == "partial"
+        rows = verdicts(ours, reference, raw, prov) if partial else []
     except ValueError as exc:
         raise UserError(f"cannot set this sweep beside the study's trials: {exc}") from None
     return {

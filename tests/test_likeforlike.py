@@ -31,6 +31,7 @@ def with_pd(ours: dict, identical: float = 0.5) -> dict:
     """``ours`` with every trial's group its activation, the study's PD pairs as our study
     PD, and every PD on identical inputs ``identical``."""
     _, their_pd = likeforlike.study_trials(RAW, PROV, "Config")
+    ours["config"] = results.load_results(PART)["config"]  # configs/study-partial.toml
     for t in ours["trials"]:
         t["group"] = t["activation"]
     ours["prediction_difference_study"] = {
@@ -160,3 +161,19 @@ def test_a_publication_sets_our_trials_beside_the_study_and_verifies(tmp_path):
     assert '<td class="num">1.9949</td>' in page
     rows = verify(moved)
     assert not [r for r in rows if r.verdict == FAIL]
+
+
+def test_same_compares_verdicts_on_the_same_trials_and_only_at_the_partial_scale():
+    """With only ReLU trained, the study's side holds only its ReLU trials too: no claim is
+    called different because our sweep lacks an activation; a sweep whose config is not the
+    report's partial scale gets no verdicts at all."""
+    ours = with_pd(synthetic())
+    ours["trials"] = [t for t in ours["trials"] if t["activation"] == "relu"]
+    ours["prediction_difference"] = {"relu": ours["prediction_difference"]["relu"]}
+    ours["prediction_difference_study"] = {"relu": ours["prediction_difference_study"]["relu"]}
+    rows = likeforlike.verdicts(ours, REFERENCE, RAW, PROV)
+    assert {r["same"] for r in rows} <= {True, None}
+    assert all(r["study"] in (None, "cannot decide", "supports") for r in rows)
+    ours["config"] = json.loads(json.dumps(ours["config"]))
+    ours["config"]["train"]["max_iters"] = 5000
+    assert likeforlike.section(ours, RAW, PROV, REFERENCE)["verdicts"] == []

@@ -15,6 +15,7 @@ import torch
 
 from charlm.data import Corpus
 from reproduce import analysis, protocols, report, results
+from reproduce.errors import UserError
 from reproduce.verification.integrity import weights_path
 from reproduce.verification.paths import UnsafePath, inside
 from reproduce.verification.rows import FAIL, NOT_DISTRIBUTED, PASS, PLATFORM_DIFFERS, Row, close
@@ -140,7 +141,7 @@ def check_report(directory: Path, data: dict) -> list[Row]:
     except FileNotFoundError as exc:
         detail = f"cannot re-render: {exc} (a publication ships it; restore it or republish)"
         return [Row("report", "re-render", FAIL, detail)]
-    except ValueError as exc:
+    except (ValueError, UserError) as exc:  # UserError: shipped study files unreadable
         return [Row("report", "re-render", FAIL, f"cannot re-render: {exc}")]
     rows = []
     for name, payload in sorted(rendered.items()):
