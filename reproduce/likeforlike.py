@@ -79,7 +79,9 @@ def our_study_pd(results: dict) -> dict:
     }
 
 
-def study_trials(raw: dict, prov: dict, config_name: str) -> tuple[list[dict], dict]:
+def study_trials(
+    raw: dict, prov: dict, config_name: str, only: set[tuple[str, int]] | None = None
+) -> tuple[list[dict], dict]:
     """The study's own trials of ``config_name`` and their PD (its measure), as the rules of
     :func:`reproduce.claims.partial_trial_claims` read them.
 
@@ -88,7 +90,8 @@ def study_trials(raw: dict, prov: dict, config_name: str) -> tuple[list[dict], d
         "final": {"train_loss", "val_loss", "train_accuracy", "val_accuracy"}}`` each; ``pd``
         activation -> ``{"mean": {"relative_pd"}, "pairs": {"s42-s43": {"relative_pd"}}}`` from
         the result files' ``pd_pairs`` (the mean over pairs; the files' own
-        ``avg_relative_pd`` is that mean).
+        ``avg_relative_pd`` is that mean). With ``only`` (our activation, seed pairs), just
+        those trials and the PD pairs of two of them.
 
     Raises:
         ValueError: as :func:`reproduce.studytrials.published_runs`.
@@ -97,7 +100,8 @@ def study_trials(raw: dict, prov: dict, config_name: str) -> tuple[list[dict], d
     trials, pd = [], {}
     for name, run in studytrials.published_runs(raw, prov, config_name).items():
         activation = reverse.get(name, name)
-        for t in run["trials"]:
+        kept = [t for t in run["trials"] if only is None or (activation, t["seed"]) in only]
+        for t in kept:
             final = {k: t[k] for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy")}
             trials.append(
                 {
@@ -107,10 +111,11 @@ def study_trials(raw: dict, prov: dict, config_name: str) -> tuple[list[dict], d
                     "final": final,
                 }
             )
-        first = studytrials.FIRST_SEED - 1
+        first, seeds = studytrials.FIRST_SEED - 1, {t["seed"] for t in kept}
         pairs = {
             f"s{first + p['a']}-s{first + p['b']}": {"relative_pd": p["relative_pd"]}
             for p in run.get("pd_pairs", [])
+            if {first + p["a"], first + p["b"]} <= seeds
         }
         if pairs:
             mean = statistics.fmean(p["relative_pd"] for p in pairs.values())
@@ -141,24 +146,10 @@ def verdicts(ours: dict, reference: dict, raw: dict, prov: dict) -> list[dict]:
     config = studytrials.study_config(ours, prov)["name"]
     trials = ours["trials"]
     groups = sorted({t["group"] for t in trials})
-    theirs, their_pd = study_trials(raw, prov, config)
     # the study's side holds only the (activation, seed) pairs ours has, so that "same" compares
     # verdicts on the same trials
     have = {(t["activation"], t["seed"]) for t in trials}
-    theirs = [t for t in theirs if (t["activation"], t["seed"]) in have]
-    seeds = {f"s{seed}" for _, seed in have}
-    for pd in their_pd.values():
-        pd["pairs"] = {k: v for k, v in pd["pairs"].items() if set(k.split("-")) <= seeds}
-    their_pd = {
-        a: {
-            "mean": {
-                "relative_pd": statistics.fmean(p["relative_pd"] for p in pd["pairs"].values())
-            },
-            "pairs": pd["pairs"],
-        }
-        for a, pd in their_pd.items()
-        if pd["pairs"] and any(t["activation"] == a for t in theirs)
-    }
+    theirs, their_pd = study_trials(raw, prov, config, only=have)
     their_groups = sorted({t["activation"] for t in theirs})
     mine = {  # the rows of non-PD claims are the same in both
         measure: claims.partial_trial_claims(trials, pd, groups, reference)
