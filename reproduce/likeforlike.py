@@ -22,6 +22,7 @@ The study's PD pairs name its trials ``a`` and ``b`` (1-based); trial ``i`` ran 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import statistics
@@ -50,19 +51,26 @@ def load_study(path: str | Path) -> tuple[dict, dict]:
     it, as ``python -m reproduce reference import`` writes them.
 
     Raises:
-        UserError: either file is missing, unreadable or not of its format.
+        UserError: either file is missing, unreadable or not of its format, or the provenance
+            was written for other raw data (its ``raw_data.sha256`` is not the file's SHA-256).
     """
     path = Path(path)
     beside = path.with_name(provenance.FILE)
+    fix = "write both with `python -m reproduce reference import`"
     try:
         raw = importer.load(path)
         prov = json.loads(beside.read_text(encoding="utf-8"))
         results.validate(prov, provenance.SCHEMA)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except (OSError, ValueError) as exc:
         raise UserError(
-            f"the study's raw data {path} and {beside.name} beside it: {exc}; write both with "
-            "`python -m reproduce reference import`"
+            f"the study's raw data {path} and {beside.name} beside it: {exc}; {fix}"
         ) from None
+    if prov["raw_data"]["sha256"] != digest:
+        raise UserError(
+            f"{beside} was written for other raw data (SHA-256 "
+            f"{prov['raw_data']['sha256'][:12]}..., {path.name} has {digest[:12]}...); {fix}"
+        )
     return raw, prov
 
 
@@ -182,6 +190,13 @@ def verdicts(ours: dict, reference: dict, raw: dict, prov: dict) -> list[dict]:
     return rows
 
 
+_MEASURE_IN_TEXT = {
+    None: "",
+    STUDY_MEASURE: ", the study's PD",
+    IDENTICAL: ", PD on identical inputs",
+}
+
+
 def _verdict_blocks(rows: list[dict], config: dict) -> list[dict]:
     measure_text = {None: "—", STUDY_MEASURE: "study's", IDENTICAL: "identical inputs"}
     table = mdblocks.table(
@@ -210,7 +225,7 @@ def _verdict_blocks(rows: list[dict], config: dict) -> list[dict]:
         table,
     ]
     for r in rows:
-        measure = f", PD {measure_text[r['measure']]}" if r["measure"] else ""
+        measure = _MEASURE_IN_TEXT[r["measure"]]
         text = f"{r['claim']}{measure} (printed: {r['claimed']}): {r['ours_detail']}"
         if r["study_detail"]:
             text += f"; {r['study_detail']}"

@@ -39,17 +39,23 @@ LOGS_ARCHIVE = "logs.tar.gz"
 REFERENCE_COPY = "reference.json"  # the --reference file a report was rendered with
 COMPARE_COPY = "compare"  # the results.json of the --compare run, as compare/results.json
 STUDY_COPY = "study"  # the --study raw data and the provenance.json beside it, in study/
+STUDY_RAW_COPY = "study-raw.json"  # the raw data's name in study/ (load_study checks its digest)
+# the only files publish writes below its copy directories
+COPIES = {
+    f"{COMPARE_COPY}/{results.RESULTS_FILE}",
+    f"{STUDY_COPY}/{STUDY_RAW_COPY}",
+    f"{STUDY_COPY}/{PROVENANCE_FILE}",
+}
 RENDER_OPTIONS = ("reference", "compare", "study")
 
 
 def _unexpected_file(dest: Path) -> str | None:
     """The first file in ``dest`` that :func:`publish` never writes (None: a publication)."""
-    top = {*SHIPPED_FILES, *SHIPPED_DIRS, LOGS_ARCHIVE, MANIFEST}
-    top |= {REFERENCE_COPY, COMPARE_COPY, STUDY_COPY}
+    top = {*SHIPPED_FILES, *SHIPPED_DIRS, LOGS_ARCHIVE, MANIFEST, REFERENCE_COPY}
     for path in sorted(p for p in dest.rglob("*") if not p.is_dir()):
         parts = path.relative_to(dest).parts
         weights = len(parts) == 3 and parts[0] == TRIALS_DIR and parts[2] == WEIGHTS_FILE
-        if not weights and parts[0] not in top:
+        if not weights and parts[0] not in top and "/".join(parts) not in COPIES:
             return "/".join(parts)
     return None
 
@@ -154,9 +160,9 @@ def publish(
         if options.get("study") is not None:
             raw = run_dir / options["study"]
             (staging / STUDY_COPY).mkdir()
-            for source in (raw, raw.with_name(PROVENANCE_FILE)):
-                shutil.copyfile(source, staging / STUDY_COPY / source.name)
-            options["study"] = f"{STUDY_COPY}/{raw.name}"
+            shutil.copyfile(raw, staging / STUDY_COPY / STUDY_RAW_COPY)
+            shutil.copyfile(raw.with_name(PROVENANCE_FILE), staging / STUDY_COPY / PROVENANCE_FILE)
+            options["study"] = f"{STUDY_COPY}/{STUDY_RAW_COPY}"
         results.write_results(staging, data)
         for name in SHIPPED_DIRS:
             if (run_dir / name).is_dir():

@@ -18,6 +18,7 @@ import argparse
 import html
 import json
 import os
+import posixpath
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from reproduce import compare as compare_mod
 from reproduce import figures as figures_mod
 from reproduce.errors import UserError
 from reproduce.manifest import write_manifest
+from reproduce.rawdata.provenance import FILE as PROVENANCE_FILE
 from reproduce.report_context import context, format_number, format_p
 from reproduce.verification.paths import UnsafePath, inside
 
@@ -38,6 +40,7 @@ __all__ = [
     "REPORT_HTML",
     "context",
     "figure_context",
+    "option_files",
     "render_markdown",
     "render_html",
     "render_directory",
@@ -98,6 +101,17 @@ def render_html(ctx: dict) -> str:
     return environment().get_template("report.html.j2").render(**ctx)
 
 
+def option_files(key: str, recorded: str) -> list[str]:
+    """The relative paths a render reads for the render option ``key`` recorded as
+    ``recorded``: the path itself and what it implies (``compare``: the results.json in that
+    directory; ``study``: the provenance.json beside the raw data)."""
+    implied = {
+        "compare": posixpath.join(recorded, results.RESULTS_FILE),
+        "study": posixpath.join(posixpath.dirname(recorded), PROVENANCE_FILE),
+    }
+    return [recorded] + ([implied[key]] if key in implied else [])
+
+
 def _resolve(directory: Path, recorded: str | None) -> Path | None:
     return None if recorded is None else (directory / recorded).resolve()
 
@@ -144,7 +158,8 @@ def render_directory(
     for key, value in given.items():
         if contained and value is None and options.get(key) is not None:
             try:
-                inside(directory, options[key], f"results.json's render option {key}")
+                for rel in option_files(key, options[key]):
+                    inside(directory, rel, f"results.json's render option {key}")
             except UnsafePath as exc:
                 raise UserError(f"{exc}; name it with --{key} to follow it") from None
     for key, value in given.items():
@@ -209,6 +224,9 @@ def audit_markdown(data: dict) -> str:
 
 def _render_command(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
+    for key in ("compare", "reference", "study"):
+        if getattr(args, key) == "":
+            raise UserError(f"--{key} is empty; name a file or directory, or leave it out")
     render_directory(
         directory,
         compare=args.compare,

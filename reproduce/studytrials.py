@@ -268,9 +268,18 @@ def compare_trials(ours: dict, raw: dict, prov: dict) -> dict:
     ``platforms`` (ours) and ``step0_tolerance``.
 
     Raises:
-        ValueError: as :func:`study_config`.
+        ValueError: as :func:`study_config`; none of the trials has a published counterpart
+            (other activations or seeds than the study's trials of that configuration).
     """
     rows = trial_rows(ours, raw, prov)
+    if not any(r["published"] for r in rows):
+        config = study_config(ours, prov)["name"]
+        runs = published_runs(raw, prov, config)
+        seeds = sorted({t["seed"] for run in runs.values() for t in run["trials"]})
+        raise ValueError(
+            f"none of its trials is among the study's trials of {config} (activations "
+            f"{', '.join(sorted(runs)) or 'none'}; seeds {', '.join(map(str, seeds)) or 'none'})"
+        )
     return {
         "config": study_config(ours, prov),
         "rows": rows,

@@ -177,3 +177,66 @@ def test_same_compares_verdicts_on_the_same_trials_and_only_at_the_partial_scale
     ours["config"] = json.loads(json.dumps(ours["config"]))
     ours["config"]["train"]["max_iters"] = 5000
     assert likeforlike.section(ours, RAW, PROV, REFERENCE)["verdicts"] == []
+
+
+def test_study_files_that_do_not_belong_together_are_refused(tmp_path):
+    """provenance.json records the SHA-256 of the raw data it was built from: one byte more in
+    study-raw.json (another import) is one clear error, not a section built from both."""
+    raw = tmp_path / "study-raw.json"
+    raw.write_bytes(STUDY_RAW.read_bytes() + b"\n")
+    shutil.copyfile(STUDY_RAW.with_name("provenance.json"), tmp_path / "provenance.json")
+    with pytest.raises(UserError, match=r"written for other raw data .*reference import"):
+        likeforlike.load_study(raw)
+    shutil.copyfile(STUDY_RAW, raw)
+    loaded, prov = likeforlike.load_study(raw)
+    assert len(loaded["runs"]) == len(RAW["runs"]) and prov == PROV
+
+
+def test_a_sweep_with_no_trial_of_the_study_is_refused():
+    """Seeds the study never ran give one error naming what it has, not empty tables."""
+    ours = with_pd(synthetic())
+    for t in ours["trials"]:
+        t["seed"] += 10
+    with pytest.raises(UserError, match=r"none of its trials .* seeds 42, 43, 44\)"):
+        likeforlike.section(ours, RAW, PROV, REFERENCE)
+
+
+def test_render_follows_no_link_a_study_option_implies(tmp_path, capsys):
+    """The recorded study option is inside the directory, but the provenance.json it implies
+    is a link to a file elsewhere: render refuses it (exit 2, one line), as verify does."""
+    run = tmp_path / "run"
+    (run / "study").mkdir(parents=True)
+    shutil.copyfile(PART / "results.json", run / "results.json")
+    shutil.copytree(PART / "trials", run / "trials")
+    shutil.copyfile(STUDY_RAW, run / "study/study-raw.json")
+    (run / "study/provenance.json").symlink_to(STUDY_RAW.with_name("provenance.json"))
+    assert main(["render", str(run), "--study", str(run / "study/study-raw.json")]) == 0
+    assert "## Beside the study's own trials" in (run / "report.md").read_text(encoding="utf-8")
+    before = (run / "report.md").read_bytes()
+    assert main(["render", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "study/provenance.json" in err and "--study" in err
+    assert (run / "report.md").read_bytes() == before
+    assert main(["render", str(run), "--study", ""]) == 2
+    assert "--study is empty" in capsys.readouterr().err
+
+
+def test_publish_replaces_only_its_own_copies(tmp_path, capsys):
+    """A file of the user's beside the study copies is never taken for one of publish's."""
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copyfile(PART / "results.json", run / "results.json")
+    shutil.copytree(PART / "trials", run / "trials")
+    assert main(["render", str(run), "--study", str(STUDY_RAW)]) == 0
+    dest = tmp_path / "published"
+    assert main(["publish", str(run), str(dest)]) == 0
+    assert sorted(p.name for p in (dest / "study").iterdir()) == [
+        "provenance.json",
+        "study-raw.json",
+    ]
+    assert main(["publish", str(run), str(dest)]) == 0  # an earlier publication: replaced
+    (dest / "study/notes.txt").write_text("mine", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["publish", str(run), str(dest)]) == 2
+    assert "study/notes.txt" in capsys.readouterr().err
+    assert (dest / "study/notes.txt").read_text(encoding="utf-8") == "mine"

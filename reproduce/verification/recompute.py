@@ -106,7 +106,8 @@ def render_option_problem(directory: Path, data: dict) -> str | None:
         if value is None:
             continue
         try:
-            inside(directory, value, f"render option {key}")
+            for rel in report.option_files(key, value):
+                inside(directory, rel, f"render option {key}")
         except UnsafePath as exc:
             return (
                 f"{exc}: verify reads only inside the directory; a publication ships its "
