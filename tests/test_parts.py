@@ -73,34 +73,49 @@ def test_relu_s42_under_the_study_protocol_is_the_readmes():
         assert text in readme
 
 
-def test_relu_s_pd_travels_with_the_part_that_trained_its_three_seeds(data_path, tmp_path):
-    """ReLU's PD needs the three seeds' weights, which no part keeps: it was computed where
+PD_OF_GROUPS = {  # group: (the study's PD of ours, its pairs, identical inputs, top-1, README)
+    "relu": (
+        0.7095,
+        {"s42-s43": 0.7081, "s42-s44": 0.7087, "s43-s44": 0.7116},
+        0.4677,
+        0.201,
+        "| mean | 0.7095 | 0.7097 | 0.4677 |",
+    ),
+    "smelu-1.0": (
+        0.6986,
+        {"s42-s43": 0.6989, "s42-s44": 0.7028, "s43-s44": 0.6941},
+        0.4365,
+        0.176,
+        "| mean | 0.6986 | 0.6959 | 0.4365 |",
+    ),
+}
+
+
+@pytest.mark.parametrize("group", sorted(PD_OF_GROUPS))
+def test_a_group_s_pd_travels_with_the_part_that_trained_its_three_seeds(group, tmp_path):
+    """A group's PD needs the three seeds' weights, which no part keeps: it was computed where
     they were, and merge carries it, tied to their digests, as the README states it."""
+    mean, pairs, identical, top1, line = PD_OF_GROUPS[group]
     part = PARTS / "study-partial-cpu" / "zen4-2026-12-07"
     out = tmp_path / "merged"
     assert main(["merge", str(part), "--config", str(config_of(part)), "--out", str(out)]) == 0
-    group = json.loads((out / "merged.json").read_text(encoding="utf-8"))["groups"]["relu"][0]
+    merged = json.loads((out / "merged.json").read_text(encoding="utf-8"))["groups"][group][0]
     digests = {
         str(seed): json.loads(
-            (part / "trials" / f"relu-s{seed}" / "trial.json").read_text("utf-8")
+            (part / "trials" / f"{group}-s{seed}" / "trial.json").read_text("utf-8")
         )["weights_sha256"]
         for seed in (42, 43, 44)
     }
-    assert group["weights_sha256"] == digests
-    study = group["prediction_difference_study"]
-    assert round(study["mean_relative_pd"], 4) == 0.7095
-    pairs = {k: round(v["relative_pd"], 4) for k, v in study["pairs"].items()}
-    assert pairs == {"s42-s43": 0.7081, "s42-s44": 0.7087, "s43-s44": 0.7116}
-    identical = group["prediction_difference"]["mean"]
-    assert (round(identical["relative_pd"], 4), round(identical["top1_disagreement"], 3)) == (
-        0.4677,
-        0.201,
-    )
-    readme = (part / "README.md").read_text(encoding="utf-8")
-    assert "| mean | 0.7095 | 0.7097 | 0.4677 |" in readme
+    assert merged["weights_sha256"] == digests
+    study = merged["prediction_difference_study"]
+    assert round(study["mean_relative_pd"], 4) == mean
+    assert {k: round(v["relative_pd"], 4) for k, v in study["pairs"].items()} == pairs
+    got = merged["prediction_difference"]["mean"]
+    assert (round(got["relative_pd"], 4), round(got["top1_disagreement"], 3)) == (identical, top1)
+    assert line in (part / "README.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("seed", [42, 43])
+@pytest.mark.parametrize("seed", [42, 43, 44])
 def test_smelu_1_0_trials_are_the_readmes(seed):
     part = PARTS / "study-partial-cpu" / "zen4-2026-12-07"
     record = json.loads((part / f"trials/smelu-1.0-s{seed}/trial.json").read_text("utf-8"))
