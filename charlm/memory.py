@@ -14,7 +14,7 @@ import torch
 
 if TYPE_CHECKING:
     from charlm.model import ModelConfig
-    from charlm.train import TrialSpec
+    from charlm.trial import TrialSpec
 
 __all__ = ["TrainingOutOfMemory", "out_of_memory", "training_bytes_lower_bound", "check_fits"]
 

@@ -378,6 +378,17 @@ def train_trials(
     return failures
 
 
+def kept_render_options(out: Path) -> dict:
+    """The render options (``compare``, ``reference``, ``study``) of the results.json already
+    in ``out`` whose files are still there: finishing more trials, or a resumed run, keeps the
+    sections an earlier ``render`` added to the report. {} without a readable results.json."""
+    try:
+        options = results.load_results(out)["render"]["options"]
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in options.items() if v is not None and (out / v).exists()}
+
+
 def finalize(
     sweep: Sweep, log: Callable[[str], None] = print, device: str | torch.device | None = None
 ) -> dict:
@@ -390,6 +401,8 @@ def finalize(
     results.json covers every finished trial of the sweep in the directory, not only those of
     ``--trials``, so running a few trials never drops earlier results from it; unfinished
     trials and directories of other sweeps are named in the log (``verify`` fails on them).
+    The render options of an earlier results.json there are kept (:func:`kept_render_options`);
+    a ``reference`` given to this run replaces its own.
     Trials that ``merge`` brought without weights count as finished; their groups' prediction
     differences and samples come from merged.json (:func:`reproduce.merged.group_values`).
     """
@@ -437,7 +450,7 @@ def finalize(
         "render": {
             "stack": results.rendering_stack(),
             "threads": threads,
-            "options": {"compare": None, "reference": None},
+            "options": {"compare": None, "reference": None, **kept_render_options(sweep.out)},
         },
     }
     results.write_results(sweep.out, data)

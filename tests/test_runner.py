@@ -507,3 +507,21 @@ def test_measure_counts_the_first_trials_extra_once(corpus):
     for name in ("relu", "swish"):
         assert times[name].setup_s == gelu.setup_s and times[name].once_s == 0.0
         assert times[name].basis.startswith(f"{name} ") and times[name].step_s >= 0
+
+
+def test_finishing_again_keeps_the_render_options_of_the_report(finished, tmp_path):
+    """A report rendered with --compare keeps its comparison when more trials finish into the
+    directory (finalize runs again); an option whose file has gone is dropped, not followed."""
+    config, out = finished
+    copy, other = tmp_path / "out", tmp_path / "other"
+    shutil.copytree(out, copy)
+    shutil.copytree(out, other)
+    assert main(["render", str(copy), "--compare", str(other)]) == 0
+    rendered = (copy / "report.md").read_bytes()
+    runner.finalize(runner.Sweep.open(config, copy), log=lambda line: None)
+    assert load_results(copy)["render"]["options"]["compare"] == "../other"
+    assert (copy / "report.md").read_bytes() == rendered
+    shutil.rmtree(other)
+    runner.finalize(runner.Sweep.open(config, copy), log=lambda line: None)
+    assert load_results(copy)["render"]["options"]["compare"] is None
+    assert (copy / "report.md").read_bytes() == (out / "report.md").read_bytes()

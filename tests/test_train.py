@@ -92,8 +92,13 @@ def test_sigint_saves_state_and_resume_matches(reference_run, tmp_path):
     args = worker_args(out, 0, max_iters=1000, eval_interval=100)
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
     log = out / "log.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.is_file() and log.read_text().count("\n") >= 2):
+    # the signal is sent only once step 100's evaluation is logged, however slow the machine:
+    # a deadline that sent it anyway would make the assertion below a race with the load
+    deadline = time.monotonic() + 900
+    while not (log.is_file() and log.read_text().count("\n") >= 2):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the worker logged no evaluation after step 0 (exit {proc.poll()})")
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

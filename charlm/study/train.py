@@ -33,7 +33,7 @@ from charlm.io import atomic_write_json, atomic_write_text, sha256_file
 from charlm.model import ModelConfig
 from charlm.study.model import DropoutSource, StudyCharLM
 from charlm.study.stream import ACCURACY_WINDOWS, StudyStream, seeded_build
-from charlm.train import (
+from charlm.trial import (
     LOG_FILE,
     RECORD_FILE,
     STATE_FILE,
