@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reproduce import likeforlike, results, studytrials
 from reproduce.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +82,13 @@ PD_OF_GROUPS = {  # group: (the study's PD of ours, its pairs, identical inputs,
         0.201,
         "| mean | 0.7095 | 0.7097 | 0.4677 |",
     ),
+    "gelu": (
+        0.7195,
+        {"s42-s43": 0.7301, "s42-s44": 0.7257, "s43-s44": 0.7025},
+        0.4553,
+        0.184,
+        "| mean | 0.7195 | 0.7067 | 0.4553 |",
+    ),
     "smelu-1.0": (
         0.6986,
         {"s42-s43": 0.6989, "s42-s44": 0.7028, "s43-s44": 0.6941},
@@ -115,15 +123,33 @@ def test_a_group_s_pd_travels_with_the_part_that_trained_its_three_seeds(group, 
     assert line in (part / "README.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("activation", ["smelu-1.0", "gelu"])
 @pytest.mark.parametrize("seed", [42, 43, 44])
-def test_smelu_1_0_trials_are_the_readmes(seed):
+def test_trials_are_the_readmes(activation, seed):
     part = PARTS / "study-partial-cpu" / "zen4-2026-12-07"
-    record = json.loads((part / f"trials/smelu-1.0-s{seed}/trial.json").read_text("utf-8"))
-    assert record["activation"] == "smelu-1.0" and record["train"]["protocol"] == "study"
+    trial = f"{activation}-s{seed}"
+    record = json.loads((part / f"trials/{trial}/trial.json").read_text("utf-8"))
+    assert record["activation"] == activation and record["train"]["protocol"] == "study"
     final, step0 = record["final"], record["curves"][0]
     readme = (part / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index(f"| | smelu-1.0-s{seed} |") :]
+    start = readme.index(f"| | {trial} |")
+    table = readme[start : readme.index("\n\n", start)]
     assert f"| final val loss | {final['val_loss']:.4f} |" in table
     assert f"| final train loss | {final['train_loss']:.4f} |" in table
     assert f"| final val accuracy | {final['val_accuracy']:.2f}% |" in table
     assert f"| {step0['train_loss']:.6f} / {step0['val_loss']:.6f} |" in table
+
+
+def test_the_readme_s_three_columns_are_the_parts():
+    """README.md's table of the three columns (the study's trials, ours under its procedure,
+    ours under nanoGPT's recipe) is what `reference trials` computes from the part today."""
+    raw, prov = likeforlike.load_study(REPO / "artifacts/reference/study-raw.json")
+    ours = results.load_results(PARTS / "study-partial-cpu" / "zen4-2026-12-07")
+    nanogpt = results.load_results(REPO / "artifacts/partial-cpu")
+    config = studytrials.study_config(ours, prov)
+    rows = studytrials.three_columns(raw, prov, config["name"], ours, nanogpt)
+    text = studytrials.three_columns_markdown(rows, config)
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(table) == 6 and table[1].startswith("| gelu | 2.0637 ± 0.0081 | 2.0657")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "\n".join(table[1:]) in readme
