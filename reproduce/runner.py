@@ -48,6 +48,7 @@ from reproduce import estimate, merged, report, results, runlock, terminal
 from reproduce.config import SweepConfig, Trial, add_override_option, load_config
 from reproduce.errors import UserError
 from reproduce.manifest import write_manifest
+from reproduce.verification.paths import UnsafePath, inside
 
 __all__ = [
     "SWEEP_FILE",
@@ -380,13 +381,26 @@ def train_trials(
 
 def kept_render_options(out: Path) -> dict:
     """The render options (``compare``, ``reference``, ``study``) of the results.json already
-    in ``out`` whose files are still there: finishing more trials, or a resumed run, keeps the
-    sections an earlier ``render`` added to the report. {} without a readable results.json."""
+    in ``out`` that a plain ``render OUT`` would follow: inside ``out``, through no link, every
+    file they imply there (:func:`reproduce.report.option_files`). Finishing more trials, or a
+    resumed run, keeps the sections an earlier ``render`` added (a publication's copies, say);
+    options leading elsewhere are dropped, as before, and named again with ``render``. {}
+    without a readable results.json."""
     try:
         options = results.load_results(out)["render"]["options"]
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in options.items() if v is not None and (out / v).exists()}
+    kept = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        try:
+            paths = [inside(out, rel, key) for rel in report.option_files(key, value)]
+        except UnsafePath:
+            continue
+        if all(p.exists() for p in paths):
+            kept[key] = value
+    return kept
 
 
 def finalize(
@@ -455,7 +469,18 @@ def finalize(
     }
     results.write_results(sweep.out, data)
     values.progress.step("the report, its figures and audit.md")
-    report.render_directory(sweep.out, reference=sweep.reference, log=log)
+    try:
+        report.render_directory(sweep.out, reference=sweep.reference, log=log)
+    except (UserError, ValueError, OSError) as exc:
+        if data["render"]["options"] == {"compare": None, "reference": None}:
+            raise
+        # an earlier render's option no longer fits: the training is done, so say so and
+        # render without it rather than fail here
+        log(f"warning: the earlier render options could not be followed ({exc}); rendered")
+        log("  without them: render again with --compare, --reference or --study")
+        data["render"]["options"] = {"compare": None, "reference": None}
+        results.write_results(sweep.out, data)
+        report.render_directory(sweep.out, reference=sweep.reference, log=log)
     values.progress.close()
     (sweep.out / FAILED_FILE).unlink(missing_ok=True)
     write_manifest(sweep.out)

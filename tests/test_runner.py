@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,8 @@ from reproduce import runner
 from reproduce.cli import main
 from reproduce.config import load_config
 from reproduce.results import load_results
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def sha256sum_check(directory):
@@ -511,17 +514,52 @@ def test_measure_counts_the_first_trials_extra_once(corpus):
 
 def test_finishing_again_keeps_the_render_options_of_the_report(finished, tmp_path):
     """A report rendered with --compare keeps its comparison when more trials finish into the
-    directory (finalize runs again); an option whose file has gone is dropped, not followed."""
+    directory (finalize runs again), where a plain `render` would follow it (inside the
+    directory); one leading outside, or whose file has gone, is dropped, not followed."""
     config, out = finished
-    copy, other = tmp_path / "out", tmp_path / "other"
+    copy, outside = tmp_path / "out", tmp_path / "outside"
     shutil.copytree(out, copy)
+    shutil.copytree(out, outside)
+    assert main(["render", str(copy), "--compare", str(outside)]) == 0
+    assert runner.kept_render_options(copy) == {}
+    other = copy / "compared"
     shutil.copytree(out, other)
     assert main(["render", str(copy), "--compare", str(other)]) == 0
     rendered = (copy / "report.md").read_bytes()
     runner.finalize(runner.Sweep.open(config, copy), log=lambda line: None)
-    assert load_results(copy)["render"]["options"]["compare"] == "../other"
+    assert load_results(copy)["render"]["options"]["compare"] == "compared"
     assert (copy / "report.md").read_bytes() == rendered
     shutil.rmtree(other)
     runner.finalize(runner.Sweep.open(config, copy), log=lambda line: None)
     assert load_results(copy)["render"]["options"]["compare"] is None
+    assert (copy / "report.md").read_bytes() == (out / "report.md").read_bytes()
+
+
+def test_an_earlier_render_option_that_no_longer_fits_never_fails_a_finished_run(
+    finished, tmp_path
+):
+    """Options a plain `render` would not follow are dropped (here: a compare directory inside
+    the run whose results.json is gone); one that is followed but fails (the study's raw data
+    beside a sweep not trained under the study protocol) is a warning, and the report is
+    rendered without it: the trials are done, the run does not fail at its end."""
+    config, out = finished
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    (copy / "gone").mkdir()
+    data = json.loads((copy / "results.json").read_text(encoding="utf-8"))
+    data["render"]["options"]["compare"] = "gone"
+    (copy / "results.json").write_text(json.dumps(data), encoding="utf-8")
+    assert runner.kept_render_options(copy) == {}
+    (copy / "study").mkdir()
+    for name in ("study-raw.json", "provenance.json"):
+        shutil.copyfile(REPO / "artifacts/reference" / name, copy / "study" / name)
+    options = {"compare": None, "reference": None, "study": "study/study-raw.json"}
+    data["render"]["options"] = options
+    (copy / "results.json").write_text(json.dumps(data), encoding="utf-8")
+    assert runner.kept_render_options(copy) == {"study": "study/study-raw.json"}
+    lines = []
+    runner.finalize(runner.Sweep.open(config, copy), log=lines.append)
+    warning = [line for line in lines if line.startswith("warning:")]
+    assert len(warning) == 1 and "not trained under the study protocol" in warning[0]
+    assert load_results(copy)["render"]["options"].get("study") is None
     assert (copy / "report.md").read_bytes() == (out / "report.md").read_bytes()
