@@ -190,22 +190,22 @@ def verdicts(ours: dict, reference: dict, raw: dict, prov: dict) -> list[dict]:
     return rows
 
 
-_MEASURE_IN_TEXT = {
-    None: "",
-    STUDY_MEASURE: ", the study's PD",
-    IDENTICAL: ", PD on identical inputs",
+# a PD measure as the verdict table's column names it, and as a verdict's sentence does
+_MEASURE_WORDS = {
+    None: ("—", ""),
+    STUDY_MEASURE: ("study's", ", the study's PD"),
+    IDENTICAL: ("identical inputs", ", PD on identical inputs"),
 }
 
 
 def _verdict_blocks(rows: list[dict], config: dict) -> list[dict]:
-    measure_text = {None: "—", STUDY_MEASURE: "study's", IDENTICAL: "identical inputs"}
     table = mdblocks.table(
         ["Claim of the report", "PD measure", "Ours", "Study's trials", "Same"],
         [False, False, False, False, False],
         [
             [
                 r["claim"],
-                measure_text[r["measure"]],
+                _MEASURE_WORDS[r["measure"]][0],
                 r["ours"],
                 r["study"] or "— (not computed)",
                 "—" if r["same"] is None else ("yes" if r["same"] else "no"),
@@ -225,7 +225,7 @@ def _verdict_blocks(rows: list[dict], config: dict) -> list[dict]:
         table,
     ]
     for r in rows:
-        measure = _MEASURE_IN_TEXT[r["measure"]]
+        measure = _MEASURE_WORDS[r["measure"]][1]
         text = f"{r['claim']}{measure} (printed: {r['claimed']}): {r['ours_detail']}"
         if r["study_detail"]:
             text += f"; {r['study_detail']}"

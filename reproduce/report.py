@@ -40,7 +40,7 @@ __all__ = [
     "REPORT_HTML",
     "context",
     "figure_context",
-    "option_files",
+    "option_paths",
     "render_markdown",
     "render_html",
     "render_directory",
@@ -101,15 +101,24 @@ def render_html(ctx: dict) -> str:
     return environment().get_template("report.html.j2").render(**ctx)
 
 
-def option_files(key: str, recorded: str) -> list[str]:
-    """The relative paths a render reads for the render option ``key`` recorded as
-    ``recorded``: the path itself and what it implies (``compare``: the results.json in that
-    directory; ``study``: the provenance.json beside the raw data)."""
+def option_paths(
+    directory: str | os.PathLike, key: str, recorded: str, what: str = "render option"
+) -> list[Path]:
+    """The paths a render reads for the render option ``key`` recorded as ``recorded``: the
+    path itself and what it implies (``compare``: the results.json in that directory;
+    ``study``: the provenance.json beside the raw data), each checked to stay inside
+    ``directory`` (:func:`reproduce.verification.paths.inside`; ``what``, followed by
+    ``key``, names the option in its message).
+
+    Raises:
+        UnsafePath: one of them leads outside ``directory`` or through a link.
+    """
     implied = {
         "compare": posixpath.join(recorded, results.RESULTS_FILE),
         "study": posixpath.join(posixpath.dirname(recorded), PROVENANCE_FILE),
     }
-    return [recorded] + ([implied[key]] if key in implied else [])
+    rels = [recorded] + ([implied[key]] if key in implied else [])
+    return [inside(directory, rel, f"{what} {key}") for rel in rels]
 
 
 def _resolve(directory: Path, recorded: str | None) -> Path | None:
@@ -158,8 +167,7 @@ def render_directory(
     for key, value in given.items():
         if contained and value is None and options.get(key) is not None:
             try:
-                for rel in option_files(key, options[key]):
-                    inside(directory, rel, f"results.json's render option {key}")
+                option_paths(directory, key, options[key], "results.json's render option")
             except UnsafePath as exc:
                 raise UserError(f"{exc}; name it with --{key} to follow it") from None
     for key, value in given.items():

@@ -48,7 +48,7 @@ from reproduce import estimate, merged, report, results, runlock, terminal
 from reproduce.config import SweepConfig, Trial, add_override_option, load_config
 from reproduce.errors import UserError
 from reproduce.manifest import write_manifest
-from reproduce.verification.paths import UnsafePath, inside
+from reproduce.verification.paths import UnsafePath
 
 __all__ = [
     "SWEEP_FILE",
@@ -379,10 +379,13 @@ def train_trials(
     return failures
 
 
+NO_RENDER_OPTIONS = {"compare": None, "reference": None}  # a fresh run's results.json
+
+
 def kept_render_options(out: Path) -> dict:
     """The render options (``compare``, ``reference``, ``study``) of the results.json already
     in ``out`` that a plain ``render OUT`` would follow: inside ``out``, through no link, every
-    file they imply there (:func:`reproduce.report.option_files`). Finishing more trials, or a
+    file they imply there (:func:`reproduce.report.option_paths`). Finishing more trials, or a
     resumed run, keeps the sections an earlier ``render`` added (a publication's copies, say);
     options leading elsewhere are dropped, as before, and named again with ``render``. {}
     without a readable results.json."""
@@ -395,7 +398,7 @@ def kept_render_options(out: Path) -> dict:
         if value is None:
             continue
         try:
-            paths = [inside(out, rel, key) for rel in report.option_files(key, value)]
+            paths = report.option_paths(out, key, value)
         except UnsafePath:
             continue
         if all(p.exists() for p in paths):
@@ -444,6 +447,7 @@ def finalize(
     values = merged.group_values(
         sweep.out, finished, sweep.corpus, sweep.config.report, sweep.config.seeds, device, log
     )
+    kept = kept_render_options(sweep.out)
     data = {
         "schema_version": results.SCHEMA_VERSION,
         "config": sweep.config.to_dict(),
@@ -464,7 +468,7 @@ def finalize(
         "render": {
             "stack": results.rendering_stack(),
             "threads": threads,
-            "options": {"compare": None, "reference": None, **kept_render_options(sweep.out)},
+            "options": {**NO_RENDER_OPTIONS, **kept},
         },
     }
     results.write_results(sweep.out, data)
@@ -472,13 +476,13 @@ def finalize(
     try:
         report.render_directory(sweep.out, reference=sweep.reference, log=log)
     except (UserError, ValueError, OSError) as exc:
-        if data["render"]["options"] == {"compare": None, "reference": None}:
+        if not kept:
             raise
         # an earlier render's option no longer fits: the training is done, so say so and
         # render without it rather than fail here
         log(f"warning: the earlier render options could not be followed ({exc}); rendered")
         log("  without them: render again with --compare, --reference or --study")
-        data["render"]["options"] = {"compare": None, "reference": None}
+        data["render"]["options"] = dict(NO_RENDER_OPTIONS)
         results.write_results(sweep.out, data)
         report.render_directory(sweep.out, reference=sweep.reference, log=log)
     values.progress.close()

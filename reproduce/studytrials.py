@@ -271,17 +271,16 @@ def compare_trials(ours: dict, raw: dict, prov: dict) -> dict:
         ValueError: as :func:`study_config`; none of the trials has a published counterpart
             (other activations or seeds than the study's trials of that configuration).
     """
-    rows = trial_rows(ours, raw, prov)
+    config, rows = study_config(ours, prov), trial_rows(ours, raw, prov)
     if not any(r["published"] for r in rows):
-        config = study_config(ours, prov)["name"]
-        runs = published_runs(raw, prov, config)
+        runs = published_runs(raw, prov, config["name"])
         seeds = sorted({t["seed"] for run in runs.values() for t in run["trials"]})
         raise ValueError(
-            f"none of its trials is among the study's trials of {config} (activations "
+            f"none of its trials is among the study's trials of {config['name']} (activations "
             f"{', '.join(sorted(runs)) or 'none'}; seeds {', '.join(map(str, seeds)) or 'none'})"
         )
     return {
-        "config": study_config(ours, prov),
+        "config": config,
         "rows": rows,
         "paired": paired(rows),
         "ranking": rankings(rows),

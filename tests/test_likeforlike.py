@@ -27,6 +27,15 @@ STUDY_RAW = REPO / "artifacts/reference/study-raw.json"
 PART = REPO / "artifacts/parts/study-partial-cpu/zen4-2026-12-07"
 
 
+def part_run(tmp_path: Path) -> Path:
+    """A run directory holding the part's results.json and trial records (no weights)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copyfile(PART / "results.json", run / "results.json")
+    shutil.copytree(PART / "trials", run / "trials")  # records and logs, no weights
+    return run
+
+
 def with_pd(ours: dict, identical: float = 0.5) -> dict:
     """``ours`` with every trial's group its activation, the study's PD pairs as our study
     PD, and every PD on identical inputs ``identical``."""
@@ -134,10 +143,7 @@ def test_a_publication_sets_our_trials_beside_the_study_and_verifies(tmp_path):
     """The real finished trials of artifacts/parts, rendered with the study's raw data, the
     reference and the nanoGPT-recipe sweep, published and moved: the section is there in both
     reports, and verify re-renders it from the copies the publication carries."""
-    run = tmp_path / "run"
-    run.mkdir()
-    shutil.copyfile(PART / "results.json", run / "results.json")
-    shutil.copytree(PART / "trials", run / "trials")  # records and logs, no weights
+    run = part_run(tmp_path)
     reference = REPO / "artifacts/reference/charlm-full-20251208.json"
     argv = ["render", str(run), "--study", str(STUDY_RAW), "--reference", str(reference)]
     assert main([*argv, "--compare", str(REPO / "artifacts/partial-cpu")]) == 0
@@ -204,10 +210,8 @@ def test_a_sweep_with_no_trial_of_the_study_is_refused():
 def test_render_follows_no_link_a_study_option_implies(tmp_path, capsys):
     """The recorded study option is inside the directory, but the provenance.json it implies
     is a link to a file elsewhere: render refuses it (exit 2, one line), as verify does."""
-    run = tmp_path / "run"
-    (run / "study").mkdir(parents=True)
-    shutil.copyfile(PART / "results.json", run / "results.json")
-    shutil.copytree(PART / "trials", run / "trials")
+    run = part_run(tmp_path)
+    (run / "study").mkdir()
     shutil.copyfile(STUDY_RAW, run / "study/study-raw.json")
     (run / "study/provenance.json").symlink_to(STUDY_RAW.with_name("provenance.json"))
     assert main(["render", str(run), "--study", str(run / "study/study-raw.json")]) == 0
@@ -223,10 +227,7 @@ def test_render_follows_no_link_a_study_option_implies(tmp_path, capsys):
 
 def test_publish_replaces_only_its_own_copies(tmp_path, capsys):
     """A file of the user's beside the study copies is never taken for one of publish's."""
-    run = tmp_path / "run"
-    run.mkdir()
-    shutil.copyfile(PART / "results.json", run / "results.json")
-    shutil.copytree(PART / "trials", run / "trials")
+    run = part_run(tmp_path)
     assert main(["render", str(run), "--study", str(STUDY_RAW)]) == 0
     dest = tmp_path / "published"
     assert main(["publish", str(run), str(dest)]) == 0

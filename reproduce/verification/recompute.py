@@ -17,7 +17,7 @@ from charlm.data import Corpus
 from reproduce import analysis, protocols, report, results
 from reproduce.errors import UserError
 from reproduce.verification.integrity import weights_path
-from reproduce.verification.paths import UnsafePath, inside
+from reproduce.verification.paths import UnsafePath
 from reproduce.verification.rows import FAIL, NOT_DISTRIBUTED, PASS, PLATFORM_DIFFERS, Row, close
 
 __all__ = [
@@ -106,8 +106,7 @@ def render_option_problem(directory: Path, data: dict) -> str | None:
         if value is None:
             continue
         try:
-            for rel in report.option_files(key, value):
-                inside(directory, rel, f"render option {key}")
+            report.option_paths(directory, key, value)
         except UnsafePath as exc:
             return (
                 f"{exc}: verify reads only inside the directory; a publication ships its "
