@@ -29,7 +29,7 @@ from reproduce import protocols
 from reproduce.config import add_override_option, load_config
 from reproduce.errors import UserError
 from reproduce.plain_baseline import time_plain_steps
-from reproduce.runner import load_corpus
+from reproduce.sweep import load_corpus
 
 __all__ = ["BF16_PEAK_FLOPS", "flops_per_iteration", "matmul_rate", "benchmark", "register"]
 

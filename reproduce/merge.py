@@ -3,7 +3,7 @@ trained in several run directories (on several machines).
 
 Each input is a run directory of the same config (``run --config C --out DIR``, with or without
 ``--trials`` or a ``--set`` of the sweep's axes): its ``sweep.json`` must name the config's
-base settings (the check ``run`` makes, :func:`reproduce.runner.differences`), and each of its
+base settings (the check ``run`` makes, :func:`reproduce.sweep.differences`), and each of its
 finished trials (``trials/<id>/trial.json`` and ``log.jsonl``) is taken with its own record,
 platform record included. Weights are not needed: a trial's weights come along only where they
 are present (and match the digest its record keeps). A trial in two inputs must have the same
@@ -39,15 +39,9 @@ from charlm.train import LOG_FILE, RECORD_FILE, WEIGHTS_FILE
 from reproduce import merged, results, terminal
 from reproduce.config import load_config
 from reproduce.errors import UserError
+from reproduce.finish import finalize
 from reproduce.manifest import write_manifest
-from reproduce.runner import (
-    SWEEP_FILE,
-    TRIALS_DIR,
-    Sweep,
-    differences,
-    finalize,
-    load_corpus,
-)
+from reproduce.sweep import SWEEP_FILE, TRIALS_DIR, Sweep, differences, load_corpus
 
 __all__ = ["Found", "collect", "merge", "register"]
 
@@ -231,14 +225,14 @@ def merge(
     """The ``merge`` command: assemble OUT from the finished trials of ``inputs``; returns 0.
 
     Writes results.json, the report and SHA256SUMS when OUT holds every trial of the config
-    (:func:`reproduce.runner.finalize`), else only the trials, sweep.json, merged.json and
+    (:func:`reproduce.finish.finalize`), else only the trials, sweep.json, merged.json and
     SHA256SUMS and says which trials ``run`` still has to train.
 
     Raises:
         UserError: OUT exists and is not an empty directory, or is an input or inside one; an
             input refused by :func:`collect`; no finished trial anywhere.
         ConfigError, FileNotFoundError, ValueError: a bad config, data or ``reference`` (as
-            :meth:`reproduce.runner.Sweep.open`).
+            :meth:`reproduce.sweep.Sweep.open`).
     """
     config = load_config(config_path)
     corpus = load_corpus(config, config_path, data)

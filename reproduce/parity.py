@@ -35,8 +35,8 @@ from charlm.study.train import step0_losses
 from charlm.train import left_text
 from reproduce.config import load_config
 from reproduce.errors import UserError
-from reproduce.runner import load_corpus
 from reproduce.studytrials import STUDY_NAMES  # ours -> the study's activation names
+from reproduce.sweep import load_corpus
 from reproduce.terminal import is_terminal
 
 __all__ = ["PUBLISHED", "SCALES", "published_step0", "scale_of", "register"]

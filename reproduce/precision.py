@@ -21,7 +21,7 @@ from charlm.io import atomic_write_json
 from charlm.train import train_trial
 from reproduce.config import load_config
 from reproduce.errors import UserError
-from reproduce.runner import load_corpus
+from reproduce.sweep import load_corpus
 
 __all__ = ["compare_precisions", "register"]
 

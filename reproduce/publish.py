@@ -27,7 +27,7 @@ from reproduce import results
 from reproduce.errors import UserError
 from reproduce.manifest import MANIFEST, write_manifest
 from reproduce.rawdata.provenance import FILE as PROVENANCE_FILE
-from reproduce.runner import TRIALS_DIR
+from reproduce.sweep import TRIALS_DIR
 from reproduce.verification.integrity import check_trial_ids
 from reproduce.verification.paths import scan
 

@@ -1,15 +1,9 @@
 """``python -m reproduce run --config C --out DIR``: train every trial of a sweep, then publish
-results.json, the report and SHA256SUMS in DIR.
+results.json, the report and SHA256SUMS in DIR (:func:`reproduce.finish.finalize`).
 
-Layout of DIR::
-
-    sweep.json                 base settings (a rerun with other base settings is refused)
-    trials/<id>/               one trial (see charlm.train): trial.json, weights, log.jsonl
-    results.json  report.*     written once every trial has finished
-    SHA256SUMS                 over every file present
-
-A finished trial (record + weights matching its digest) is skipped; an interrupted one resumes
-from its saved state; new activations, seeds or grid values train only what is missing.
+DIR's layout is :mod:`reproduce.sweep`'s. A finished trial (record + weights matching its
+digest) is skipped; an interrupted one resumes from its saved state; new activations, seeds or
+grid values train only what is missing.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the trials are spread over the ranks and DIR must be on a
 filesystem all ranks share: see :mod:`reproduce.distributed`.
@@ -25,180 +19,33 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from charlm import determinism
-from charlm.data import TINY_SHAKESPEARE_SHA256, Corpus, resolve_data_path
-from charlm.io import atomic_write_json, dumps_json
+from charlm.io import atomic_write_json
 from charlm.memory import check_fits
 from charlm.model import CharLM
-from charlm.train import (
-    LOG_FILE,
-    RECORD_FILE,
-    STATE_FILE,
-    WEIGHTS_FILE,
-    TrainingInterrupted,
-    is_finished,
-    train_trial,
-)
-from reproduce import estimate, merged, report, results, runlock, terminal
-from reproduce.config import SweepConfig, Trial, add_override_option, load_config
+from charlm.train import LOG_FILE, RECORD_FILE, TrainingInterrupted, train_trial
+from reproduce import estimate, results, runlock, terminal
+from reproduce.config import Trial, add_override_option
 from reproduce.errors import UserError
+from reproduce.finish import finalize
 from reproduce.manifest import write_manifest
-from reproduce.verification.paths import UnsafePath
+from reproduce.sweep import FAILED_FILE, Sweep
 
 __all__ = [
-    "SWEEP_FILE",
-    "TRIALS_DIR",
     "EXIT_TIME_LIMIT",
-    "Sweep",
-    "dry_run_listing",
     "command_options",
-    "differences",
-    "finalize",
-    "run_sweep",
+    "dry_run_listing",
+    "estimate_seconds",
     "register",
+    "run_sweep",
     "train_trials",
 ]
 
-SWEEP_FILE = "sweep.json"
-TRIALS_DIR = "trials"
-FAILED_FILE = "failed.json"
 EXIT_TIME_LIMIT = 75  # EX_TEMPFAIL: stopped before a time limit; rerun to resume
-
-
-def load_corpus(config: SweepConfig, config_path: str | Path, data: str | None = None) -> Corpus:
-    """The sweep's corpus: tiny Shakespeare (``data`` or ``$CHARLM_DATA`` or the cache, checked
-    against its digest), or the config's ``[data] path``, relative to the config file, whose
-    digest is recorded instead."""
-    if config.data_path is None:
-        return Corpus.load(resolve_data_path(data))
-    return Corpus.load(Path(config_path).parent / config.data_path)
-
-
-@dataclass
-class Sweep:
-    """A sweep bound to its corpus and output directory."""
-
-    config: SweepConfig
-    corpus: Corpus
-    out: Path
-    only: frozenset[str] | None = None  # restrict the sweep to these trial ids
-    reference: str | None = None  # a published report's reference file, for the verdict
-
-    @classmethod
-    def open(
-        cls,
-        config_path: str | Path,
-        out: str | Path,
-        data: str | None = None,
-        *,
-        overrides: tuple[str, ...] = (),
-        only: list[str] | None = None,
-        reference: str | None = None,
-    ) -> Sweep:
-        """Load the config and the corpus, and check ``out`` can take this sweep.
-
-        ``data`` locates tiny Shakespeare (like ``$CHARLM_DATA``); a config whose ``[data] path``
-        names another corpus uses that file instead. ``overrides`` are ``section.key=value``
-        changes to the config (:func:`reproduce.config.apply_overrides`); ``only`` restricts the
-        trials to train to some of the sweep's ids (results.json covers every finished one).
-
-        Raises:
-            ConfigError, FileNotFoundError, ValueError: bad config or data, a config the
-                corpus cannot serve (:meth:`SweepConfig.check_corpus`) or a bad ``reference``.
-            UserError: ``out`` is a file, or holds trained trials of other base settings.
-        """
-        config = load_config(config_path, overrides)
-        corpus = load_corpus(config, config_path, data)
-        config.check_corpus(corpus.chars, len(corpus.train), len(corpus.val))
-        if reference is not None:  # the report step would fail on it after all the training
-            from reproduce.compare import load_reference
-
-            load_reference(reference)
-        if Path(out).exists() and not Path(out).is_dir():
-            raise UserError(f"--out {out} is a file; name a directory (new, or a run's)")
-        sweep = cls(config, corpus, Path(out), frozenset(only) if only else None, reference)
-        if sweep.only:
-            known = [t.id for t in config.trials(corpus.vocab_size)]
-            unknown = sorted(sweep.only - set(known))
-            if unknown:
-                raise UserError(f"unknown trial id(s) {unknown}; this sweep has {known}")
-        sweep.check_base()
-        return sweep
-
-    @property
-    def trials(self) -> list[Trial]:
-        """The sweep's trials (those named by ``only``, if set), sorted by id."""
-        trials = self.config.trials(self.corpus.vocab_size)
-        return [t for t in trials if self.only is None or t.id in self.only]
-
-    def base_settings(self) -> dict:
-        return {**self.config.base_settings(), "data_sha256": self.corpus.sha256}
-
-    def trial_dir(self, trial: Trial) -> Path:
-        return self.out / TRIALS_DIR / trial.id
-
-    def check_base(self) -> None:
-        """Refuse an output directory that holds trained trials of other base settings.
-
-        A directory whose sweep.json names other settings but that holds no trained or
-        partly trained trial (every trial failed at once, say) is taken over.
-        """
-        path = self.out / SWEEP_FILE
-        if not path.is_file():
-            return
-        kept = (STATE_FILE, WEIGHTS_FILE, RECORD_FILE)
-        if not any(p.name in kept for p in (self.out / TRIALS_DIR).glob("*/*")):
-            return
-        recorded = json.loads(path.read_text(encoding="utf-8"))["base_settings"]
-        mine = json.loads(dumps_json(self.base_settings()))
-        if recorded != mine:
-            diffs = differences(recorded, mine)
-            shown = diffs[:MAX_DIFFERENCES_SHOWN]
-            if len(diffs) > len(shown):
-                shown.append(f"and {len(diffs) - len(shown)} more")
-            raise UserError(
-                f"{self.out} holds a sweep with other base settings ({'; '.join(shown)}); "
-                "choose another --out directory or restore the original config"
-            )
-
-    def write_sweep_file(self) -> None:
-        atomic_write_json(
-            self.out / SWEEP_FILE,
-            {
-                "base_settings": self.base_settings(),
-                "config": self.config.to_dict(),
-            },
-        )
-
-    def status(self, trial: Trial) -> str:
-        """``done`` (its weights match its record's digest, or ``merge`` brought its record
-        without them: :func:`reproduce.merged.records_only`), ``resume`` (a saved state
-        exists) or ``new``."""
-        directory = self.trial_dir(trial)
-        if is_finished(directory) or merged.records_only(self.out, trial.id):
-            return "done"
-        return "resume" if (directory / STATE_FILE).is_file() else "new"
-
-
-MAX_DIFFERENCES_SHOWN = 12  # settings a refusal names before "and N more"
-
-
-def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """``"key: old recorded, new now"`` for each key whose values differ, nested dicts key by
-    key (``train.lr: ...``), in key order: the base settings a directory refuses."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} recorded, {b!r} now")
-    return out
 
 
 def _start_step(sweep: Sweep, trial: Trial) -> int:
@@ -377,118 +224,6 @@ def train_trials(
         if on_done is not None:
             on_done(trial, record)
     return failures
-
-
-NO_RENDER_OPTIONS = {"compare": None, "reference": None}  # a fresh run's results.json
-
-
-def kept_render_options(out: Path) -> dict:
-    """The render options (``compare``, ``reference``, ``study``) of the results.json already
-    in ``out`` that a plain ``render OUT`` would follow: inside ``out``, through no link, every
-    file they imply there (:func:`reproduce.report.option_paths`). Finishing more trials, or a
-    resumed run, keeps the sections an earlier ``render`` added (a publication's copies, say);
-    options leading elsewhere are dropped, as before, and named again with ``render``. {}
-    without a readable results.json."""
-    try:
-        options = results.load_results(out)["render"]["options"]
-    except (OSError, ValueError):
-        return {}
-    kept = {}
-    for key, value in options.items():
-        if value is None:
-            continue
-        try:
-            paths = report.option_paths(out, key, value)
-        except UnsafePath:
-            continue
-        if all(p.exists() for p in paths):
-            kept[key] = value
-    return kept
-
-
-def finalize(
-    sweep: Sweep, log: Callable[[str], None] = print, device: str | torch.device | None = None
-) -> dict:
-    """Once the trials to run are finished: prediction differences, samples, results.json, the
-    report and SHA256SUMS. Returns the results.
-
-    ``device`` is where the prediction differences and samples run (default the CPU): the
-    training device, so that they take seconds on a GPU instead of minutes on its host's CPU.
-
-    results.json covers every finished trial of the sweep in the directory, not only those of
-    ``--trials``, so running a few trials never drops earlier results from it; unfinished
-    trials and directories of other sweeps are named in the log (``verify`` fails on them).
-    The render options of an earlier results.json there are kept (:func:`kept_render_options`);
-    a ``reference`` given to this run replaces its own.
-    Trials that ``merge`` brought without weights count as finished; their groups' prediction
-    differences and samples come from merged.json (:func:`reproduce.merged.group_values`).
-    """
-    every = sweep.config.trials(sweep.corpus.vocab_size)
-    on_file = merged.read(sweep.out)
-    weighted = {t.id: is_finished(sweep.trial_dir(t)) for t in every}  # digests each file once
-    done = {t.id: weighted[t.id] or merged.records_only(sweep.out, t.id, on_file) for t in every}
-    trials = [t for t in every if done[t.id]]
-    missing = [t.id for t in every if not done[t.id]]
-    if missing:
-        log(f"results.json covers {len(trials)} finished trial(s); not yet trained: {missing}")
-    trials_dir = sweep.out / TRIALS_DIR
-    known = {t.id for t in every}
-    strays = sorted(p.name for p in trials_dir.iterdir() if p.is_dir() and p.name not in known)
-    if strays:
-        log(f"warning: {trials_dir} also holds {strays}, trials of another config, left out")
-    entries, finished = [], []
-    for trial in trials:
-        record = json.loads((sweep.trial_dir(trial) / RECORD_FILE).read_text(encoding="utf-8"))
-        entries.append(results.trial_entry(trial.id, trial.group, trial.grid, record))
-        weights = sweep.trial_dir(trial) / WEIGHTS_FILE if weighted[trial.id] else None
-        finished.append((trial, record, weights))
-    threads = trials[0].spec.train.threads
-    torch.set_num_threads(threads)
-    values = merged.group_values(
-        sweep.out, finished, sweep.corpus, sweep.config.report, sweep.config.seeds, device, log
-    )
-    kept = kept_render_options(sweep.out)
-    data = {
-        "schema_version": results.SCHEMA_VERSION,
-        "config": sweep.config.to_dict(),
-        "base_settings": sweep.base_settings(),
-        "data": {
-            "sha256": sweep.corpus.sha256,
-            "is_tiny_shakespeare": sweep.corpus.sha256 == TINY_SHAKESPEARE_SHA256,
-            "n_chars": len(sweep.corpus.text),
-            "n_train": len(sweep.corpus.train),
-            "n_val": len(sweep.corpus.val),
-            "vocab_size": sweep.corpus.vocab_size,
-        },
-        "trials": entries,
-        "statistics": results.statistics(entries),
-        "prediction_difference": values.pd,
-        **({"prediction_difference_study": values.study_pd} if values.study_pd is not None else {}),
-        "samples": values.samples,
-        "render": {
-            "stack": results.rendering_stack(),
-            "threads": threads,
-            "options": {**NO_RENDER_OPTIONS, **kept},
-        },
-    }
-    results.write_results(sweep.out, data)
-    values.progress.step("the report, its figures and audit.md")
-    try:
-        report.render_directory(sweep.out, reference=sweep.reference, log=log)
-    except (UserError, ValueError, OSError) as exc:
-        if not kept:
-            raise
-        # an earlier render's option no longer fits: the training is done, so say so and
-        # render without it rather than fail here
-        log(f"warning: the earlier render options could not be followed ({exc}); rendered")
-        log("  without them: render again with --compare, --reference or --study")
-        data["render"]["options"] = dict(NO_RENDER_OPTIONS)
-        results.write_results(sweep.out, data)
-        report.render_directory(sweep.out, reference=sweep.reference, log=log)
-    values.progress.close()
-    (sweep.out / FAILED_FILE).unlink(missing_ok=True)
-    write_manifest(sweep.out)
-    return data
 
 
 def dry_run_listing(

@@ -32,6 +32,7 @@ from reproduce.cli import main
 from reproduce.config import load_config
 from reproduce.errors import UserError
 from reproduce.results import load_results
+from reproduce.sweep import Sweep
 
 # Fields that legitimately differ between two runs of the same trial: timing. Removed at any
 # depth (trial records, their curves, and the statistics of results.json) before comparing.
@@ -223,7 +224,7 @@ def reference(data_path, excerpt, tmp_path_factory):
     trainer: (config, output directory)."""
     root = tmp_path_factory.mktemp("reference")
     config = write_sweep(root / "tiny.toml", max_iters=4, extra=data_table(excerpt))
-    sweep = runner.Sweep.open(config, root / "single", str(data_path))
+    sweep = Sweep.open(config, root / "single", str(data_path))
     assert runner.train_trials(sweep, sweep.trials, log=lambda line: None) == {}
     return config, root / "single"
 
@@ -328,8 +329,8 @@ def test_time_limit_stops_every_rank_and_rerun_resumes(reference, data_path, tmp
     assert not (out / "results.json").exists() and manifest_matches_files(out)
     rerun = torchrun(config, out, data_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert said(rerun.stdout, 0, "[1/2] gelu-s0 (resuming)")
-    assert said(rerun.stdout, 1, "[1/2] gelu-s1 (resuming)")
+    assert said(rerun.stdout, 0, "[1/2] gelu-s0 (resuming)"), rerun.stdout
+    assert said(rerun.stdout, 1, "[1/2] gelu-s1 (resuming)"), rerun.stdout
     assert weights_digests(out) == weights_digests(single)
 
 
@@ -448,7 +449,7 @@ def test_determinism_check_is_one_more_share_of_the_sweep(reference, data_path, 
     # a copy whose weights differ fails the check
     other = tmp_path / "other"
     shutil.copytree(out, other)
-    sweep = runner.Sweep.open(config, other, str(data_path))
+    sweep = Sweep.open(config, other, str(data_path))
     plan = checks.plan(sweep.trials, 4)
     replica = checks.replica_dir(other, plan)
     shutil.copy(other / "trials/relu-s1/weights.safetensors", replica / "weights.safetensors")
@@ -467,7 +468,7 @@ def test_determinism_check_and_snapshot_rules(reference, data_path, tmp_path):
     assert main(["run", "--config", str(config), "--out", str(out), "--determinism-check", "4"])
     assert not out.exists()
     with pytest.raises(ValueError, match="at least 2 steps"):
-        checks.plan(runner.Sweep.open(config, out, str(data_path)).trials, 1)
+        checks.plan(Sweep.open(config, out, str(data_path)).trials, 1)
     # one process: --status-file and --snapshot work too (nothing left to train here)
     copy = tmp_path / "copy"
     shutil.copytree(single, copy)
@@ -500,7 +501,7 @@ def test_determinism_check_and_snapshot_rules(reference, data_path, tmp_path):
 
 def test_snapshot_is_rewritten_as_each_trial_finishes(reference, data_path, tmp_path):
     config, single = reference
-    sweep = runner.Sweep.open(config, tmp_path / "run", str(data_path))
+    sweep = Sweep.open(config, tmp_path / "run", str(data_path))
     target = tmp_path / "back" / "records.tar.gz"
     seen = []
 

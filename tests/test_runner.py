@@ -16,7 +16,9 @@ from charlm.train import TrainingInterrupted, train_trial
 from reproduce import runner
 from reproduce.cli import main
 from reproduce.config import load_config
+from reproduce.finish import finalize, kept_render_options
 from reproduce.results import load_results
+from reproduce.sweep import Sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -157,7 +159,7 @@ def test_a_refusal_lists_every_other_base_setting_up_to_twelve(
     for name in ("lr", "warmup_iters", "batch_size", "n_embd", "block_size"):
         assert f"{name}: " in err
     assert "dropout" in err and "more" not in err and err.count("\n") == 1
-    monkeypatch.setattr(runner, "MAX_DIFFERENCES_SHOWN", 2)
+    monkeypatch.setattr("reproduce.sweep.MAX_DIFFERENCES_SHOWN", 2)
     assert main(["run", "--config", str(changed), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count(" recorded, ") == 2 and " more); choose another --out" in err
@@ -166,7 +168,7 @@ def test_a_refusal_lists_every_other_base_setting_up_to_twelve(
 def test_interrupted_trial_resumes_to_identical_weights(finished, data_path, tmp_path, capsys):
     config, out = finished
     fresh = tmp_path / "fresh"
-    sweep = runner.Sweep.open(config, fresh, str(data_path))
+    sweep = Sweep.open(config, fresh, str(data_path))
     trial = next(t for t in sweep.trials if t.id == "relu-s1")
     with pytest.raises(TrainingInterrupted):
         train_trial(
@@ -407,7 +409,7 @@ def test_the_rule_with_the_readmes_recorded_step_time(tmp_path, data_path, monke
         return {a: recorded for a in (spec.model.activation, *activations)}
 
     monkeypatch.setattr(estimate, "measure", measure)
-    sweep = runner.Sweep.open("configs/partial.toml", tmp_path / "p", str(data_path))
+    sweep = Sweep.open("configs/partial.toml", tmp_path / "p", str(data_path))
     seconds, how = runner.estimate_seconds(sweep, sweep.trials)
     assert seconds == pytest.approx(15 * (500 * 1.742 + 11 * 4.0 + 2.5) + 7.5)  # 13,770 s
     assert estimate.format_duration(seconds) == "3h49m"
@@ -447,7 +449,7 @@ def test_the_running_estimate_uses_the_same_rule(finished):
     from reproduce import estimate
 
     config, out = finished
-    sweep = runner.Sweep.open(config, out)
+    sweep = Sweep.open(config, out)
     trials = sweep.trials
     records = [json.loads((sweep.trial_dir(t) / "trial.json").read_text()) for t in trials]
     trained = [(trials[0], records[0], records[0]["wall_time_s"] + 1.5)]  # 1.5 s to set up
@@ -480,7 +482,7 @@ def test_finalize_shows_its_progress_and_writes_the_same_results(finished, tmp_p
     shutil.copytree(out, copy)
     config, _ = finished
     lines = []
-    runner.finalize(runner.Sweep.open(config, copy), log=lines.append)
+    finalize(Sweep.open(config, copy), log=lines.append)
     assert lines[:6] == [
         "finishing: prediction differences, samples and the report (5 steps)",
         "  [1/5] prediction differences of gelu (2 seeds)",
@@ -521,16 +523,16 @@ def test_finishing_again_keeps_the_render_options_of_the_report(finished, tmp_pa
     shutil.copytree(out, copy)
     shutil.copytree(out, outside)
     assert main(["render", str(copy), "--compare", str(outside)]) == 0
-    assert runner.kept_render_options(copy) == {}
+    assert kept_render_options(copy) == {}
     other = copy / "compared"
     shutil.copytree(out, other)
     assert main(["render", str(copy), "--compare", str(other)]) == 0
     rendered = (copy / "report.md").read_bytes()
-    runner.finalize(runner.Sweep.open(config, copy), log=lambda line: None)
+    finalize(Sweep.open(config, copy), log=lambda line: None)
     assert load_results(copy)["render"]["options"]["compare"] == "compared"
     assert (copy / "report.md").read_bytes() == rendered
     shutil.rmtree(other)
-    runner.finalize(runner.Sweep.open(config, copy), log=lambda line: None)
+    finalize(Sweep.open(config, copy), log=lambda line: None)
     assert load_results(copy)["render"]["options"]["compare"] is None
     assert (copy / "report.md").read_bytes() == (out / "report.md").read_bytes()
 
@@ -549,16 +551,16 @@ def test_an_earlier_render_option_that_no_longer_fits_never_fails_a_finished_run
     data = json.loads((copy / "results.json").read_text(encoding="utf-8"))
     data["render"]["options"]["compare"] = "gone"
     (copy / "results.json").write_text(json.dumps(data), encoding="utf-8")
-    assert runner.kept_render_options(copy) == {}
+    assert kept_render_options(copy) == {}
     (copy / "study").mkdir()
     for name in ("study-raw.json", "provenance.json"):
         shutil.copyfile(REPO / "artifacts/reference" / name, copy / "study" / name)
     options = {"compare": None, "reference": None, "study": "study/study-raw.json"}
     data["render"]["options"] = options
     (copy / "results.json").write_text(json.dumps(data), encoding="utf-8")
-    assert runner.kept_render_options(copy) == {"study": "study/study-raw.json"}
+    assert kept_render_options(copy) == {"study": "study/study-raw.json"}
     lines = []
-    runner.finalize(runner.Sweep.open(config, copy), log=lines.append)
+    finalize(Sweep.open(config, copy), log=lines.append)
     warning = [line for line in lines if line.startswith("warning:")]
     assert len(warning) == 1 and "not trained under the study protocol" in warning[0]
     assert load_results(copy)["render"]["options"].get("study") is None

@@ -53,7 +53,7 @@ Rules:
 - **Output.** Each rank prints its own lines prefixed ``rank <r>:`` (trial progress on stdout,
   evaluation lines on stderr); rank 0 alone prints the sweep's summary and the final verdict.
 - **Outcome.** When every rank is done, rank 0 writes results.json, the report and SHA256SUMS
-  (:func:`reproduce.runner.finalize`, prediction differences and samples on rank 0's
+  (:func:`reproduce.finish.finalize`, prediction differences and samples on rank 0's
   training device). Otherwise rank 0 writes ``failed.json`` (when trials
   failed) and SHA256SUMS over what exists, and names what is missing. Every rank then exits with
   the same status: 0 done, 1 a trial failed (the others are kept), 2 bad setup (e.g. ``D`` not

@@ -41,6 +41,8 @@ from reproduce.distributed.world import (
     wait_for,
 )
 from reproduce.errors import UserError
+from reproduce.finish import finalize
+from reproduce.sweep import FAILED_FILE, SWEEP_FILE, Sweep
 
 __all__ = ["run_sweep"]
 
@@ -84,7 +86,7 @@ def run_sweep(
     """
     start = time.monotonic()
     timeout = collective_timeout()
-    sweep = runner.Sweep.open(config_path, out, data, **(sweep_options or {}))
+    sweep = Sweep.open(config_path, out, data, **(sweep_options or {}))
     check = checks.plan(sweep.trials, check_steps) if check_steps is not None else None
     if dry_run:  # rank 0 lists the sweep; the others stay quiet
         if world.rank != 0:
@@ -130,7 +132,7 @@ class _Rank:
     and where its lines and snapshots go."""
 
     world: World
-    sweep: runner.Sweep
+    sweep: Sweep
     devices: dict[str, str]
     log: Callable[[str], None]
     check: checks.CheckPlan | None
@@ -214,10 +216,10 @@ def _setup(r: _Rank, held: contextlib.ExitStack) -> tuple[list[str], int | None]
     # the check is one more share of the work, after the trials: rank len(pending) % size
     check_owner = len(pending) % size if setup[n] else None
 
-    shared = rank == 0 or wait_for((sweep.out / runner.SWEEP_FILE).is_file, FS_WAIT_S)
+    shared = rank == 0 or wait_for((sweep.out / SWEEP_FILE).is_file, FS_WAIT_S)
     if not shared:
         print(
-            f"error: rank {rank} on {r.host} does not see {sweep.out / runner.SWEEP_FILE} that "
+            f"error: rank {rank} on {r.host} does not see {sweep.out / SWEEP_FILE} that "
             f"rank 0 wrote: --out must be a directory on a filesystem shared by all ranks",
             file=sys.stderr,
             flush=True,
@@ -410,13 +412,13 @@ def _conclude(
     unfinished = sorted(tid for tid, c in trial_codes.items() if c == TRIAL_UNFINISHED)
 
     if failures:
-        atomic_write_json(sweep.out / runner.FAILED_FILE, failures)
+        atomic_write_json(sweep.out / FAILED_FILE, failures)
     if RANK_INTERRUPTED in rank_codes or RANK_TIME_LIMIT in rank_codes or failures or unfinished:
         write_manifest(sweep.out)
         if failures:
             print(
                 f"error: {len(failures)} trial(s) failed: {', '.join(failed)} (details in "
-                f"{sweep.out / runner.FAILED_FILE}); the other trials are kept, rerun to retry",
+                f"{sweep.out / FAILED_FILE}); the other trials are kept, rerun to retry",
                 file=sys.stderr,
             )
         if RANK_INTERRUPTED in rank_codes:
@@ -462,7 +464,7 @@ def _conclude(
         )
         log(f"  SHA-256 {copies['weights_sha256'][0]}")
     log(f"prediction differences and samples on {device}")
-    runner.finalize(sweep, log=log, device=device)
+    finalize(sweep, log=log, device=device)
     log(f"done: {sweep.out / results.RESULTS_FILE}")
     if verdict is not None and not verdict["identical"]:
         print(

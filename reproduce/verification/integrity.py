@@ -20,7 +20,7 @@ from charlm.train import WEIGHTS_FILE
 from reproduce import results
 from reproduce.config import ConfigError, group_id, trial_id
 from reproduce.manifest import check_manifest
-from reproduce.runner import TRIALS_DIR
+from reproduce.sweep import TRIALS_DIR
 from reproduce.verification.paths import UnsafePath, inside, regular_file, safe_component, scan
 from reproduce.verification.rows import FAIL, NOT_DISTRIBUTED, PASS, Row
 

@@ -38,7 +38,7 @@ from charlm.sample import SEED_MAX, sample_text
 from charlm.study.model import StudyCharLM
 from charlm.train import LOG_FILE
 from reproduce import protocols
-from reproduce.runner import TRIALS_DIR
+from reproduce.sweep import TRIALS_DIR
 from reproduce.verification.integrity import weights_path
 from reproduce.verification.paths import UnsafePath, inside, read_bounded, regular_file
 from reproduce.verification.rows import FAIL, NOT_VERIFIABLE, PASS, PLATFORM_DIFFERS, Row
