@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from charlm.data import eval_windows
 
-__all__ = ["TRAIN_SAMPLE_SEED", "EvalSet", "evaluate", "iter_logits"]
+__all__ = ["TRAIN_SAMPLE_SEED", "EvalSet", "by_position", "evaluate", "iter_logits"]
 
 TRAIN_SAMPLE_SEED = 20251208  # the train sample's own generator seed (the study's date)
 
@@ -121,3 +121,38 @@ def evaluate(
         correct += (flat.argmax(dim=-1) == y.reshape(-1)).sum()
     n = evalset.n_targets
     return {"loss": loss_sum.item() / n, "accuracy": 100.0 * correct.item() / n}
+
+
+def by_position(
+    model: torch.nn.Module,
+    evalset: EvalSet,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy and top-1 accuracy at each position of equal-length windows.
+
+    Position ``t`` predicts the character after the window's first ``t + 1`` characters, so
+    position 0 sees one character of context and the last position a full context. The
+    study's ``calculate_accuracy`` scores only the last position of each window (its
+    train.py, lines 65-96); :func:`evaluate` scores all of them alike.
+
+    Args:
+        evalset: windows of a single length L (:meth:`EvalSet.from_starts` with one length).
+
+    Returns:
+        (loss (L,) float64 nats, accuracy (L,) float64 percent), each over all windows.
+
+    Raises:
+        ValueError: windows of several lengths, or none.
+    """
+    if len(evalset.x) != 1 or len(evalset.x[0]) == 0:
+        raise ValueError("by_position needs windows of one length (EvalSet.from_starts)")
+    length = evalset.x[0].size(1)
+    loss_sum = torch.zeros(length, dtype=torch.float64)
+    correct = torch.zeros(length, dtype=torch.float64)
+    for logits, y in iter_logits(model, evalset, batch_size, device):
+        nll = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (b, L)
+        loss_sum += nll.double().sum(dim=0).cpu()
+        correct += (logits.argmax(dim=-1) == y).double().sum(dim=0).cpu()
+    n = len(evalset.x[0])
+    return loss_sum / n, 100.0 * correct / n

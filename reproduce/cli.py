@@ -25,6 +25,7 @@ COMMANDS = {
     "bench": "reproduce.bench",
     "precision": "reproduce.precision",
     "parity": "reproduce.parity",
+    "positions": "reproduce.positions",
 }
 
 
@@ -33,8 +34,9 @@ DESCRIPTION = (
     "several machines into one sweep (merge), render its report, publish "
     "it, check a result (verify), audit the published report's own numbers and the study's raw "
     "data (reference import, audit), compare a sweep "
-    "with it, benchmark training speed, measure what bf16 changes (precision), and "
-    "check the study protocol's step-0 losses against the study's records (parity). "
+    "with it, benchmark training speed, measure what bf16 changes (precision), "
+    "check the study protocol's step-0 losses against the study's records (parity), and "
+    "score a model position by position (positions). "
     "`python -m reproduce COMMAND --help` for each."
 )
 
