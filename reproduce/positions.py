@@ -70,7 +70,7 @@ def positions(weights: Path, corpus: Corpus, windows: int, seed: int) -> dict:
 
 def summary_lines(result: dict) -> list[str]:
     """The printed summary of one :func:`positions` result (80 columns)."""
-    loss, accuracy = result["loss"], result["accuracy"]
+    loss = result["loss"]
     worst = sorted(range(1, len(loss)), key=lambda t: loss[t], reverse=True)[:WORST_SHOWN]
     every, last = result["every"], result["last"]
     return [
@@ -78,8 +78,7 @@ def summary_lines(result: dict) -> list[str]:
         f"  every position     loss {every['loss']:.3f}  accuracy {every['accuracy']:5.1f}%",
         f"  last position {len(loss) - 1:<4} loss {last['loss']:.3f}  accuracy "
         f"{last['accuracy']:5.1f}%  (the study's accuracy)",
-        "  highest loss after position 0: "
-        + ", ".join(f"{t} ({loss[t]:.3f}, {accuracy[t]:.1f}%)" for t in worst),
+        "  highest loss after position 0: " + ", ".join(f"{t} ({loss[t]:.3f})" for t in worst),
     ]
 
 

@@ -56,7 +56,8 @@ def test_positions_are_each_position_s_loss_and_the_study_s_last_position_accura
     assert got["every"]["accuracy"] == pytest.approx(every, abs=1e-9)
     printed = capsys.readouterr().out
     assert f"last position {BLOCK - 1}" in printed and "(the study's accuracy)" in printed
-    assert all(len(line) <= 80 for line in printed.splitlines() if line != str(weights))
+    paths = (str(weights), f"per-position curves: {out}")
+    assert all(len(line) <= 80 for line in printed.splitlines() if line not in paths)
 
 
 def test_by_position_refuses_windows_of_several_lengths(corpus):
