@@ -16,7 +16,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-__all__ = ["DEFAULT_WIDTH", "MIN_WIDTH", "Progress", "is_terminal", "width", "wrap"]
+__all__ = ["DEFAULT_WIDTH", "MIN_WIDTH", "Progress", "is_terminal", "line", "width", "wrap"]
 
 DEFAULT_WIDTH = 80  # columns when the output is not a terminal
 MIN_WIDTH = 40  # narrower terminals get this many columns (lines then wrap in the terminal)
@@ -28,6 +28,19 @@ def is_terminal(stream: TextIO) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+def line(text: str, stream: TextIO | None = None) -> None:
+    """Write ``text`` and its newline in one call, then flush (default stream: stdout).
+
+    Processes that share a pipe (torchrun's ranks) cannot split such a line: ``print`` writes
+    the text and the newline in two calls, which interleave between processes when Python runs
+    unbuffered (``PYTHONUNBUFFERED``, ``python -u``), so one rank's line could end up glued
+    after another's.
+    """
+    stream = sys.stdout if stream is None else stream
+    stream.write(f"{text}\n")
+    stream.flush()
 
 
 def width(stream: TextIO | None = None) -> int:

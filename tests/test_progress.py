@@ -2,6 +2,7 @@
 tqdm bar on a terminal and plain lines otherwise, and what commands print fits 80 columns when
 it is not a terminal (the files they write keep full lines)."""
 
+import io
 import shutil
 
 from reproduce import terminal, verify
@@ -61,3 +62,26 @@ def test_wrap_keeps_names_whole_and_fits():
         "    relu-s42 and relu-s43",
     ]
     assert terminal.width() == 80  # pytest's captured stdout is not a terminal
+
+
+def test_a_line_is_one_write_so_ranks_sharing_a_pipe_cannot_split_it():
+    """torchrun's ranks share stdout; under PYTHONUNBUFFERED ``print`` writes the text and the
+    newline in two calls, and another rank's line could land between them."""
+
+    class Calls(io.StringIO):
+        def __init__(self):
+            super().__init__()
+            self.calls, self.flushed = [], 0
+
+        def write(self, text):
+            self.calls.append(text)
+            return super().write(text)
+
+        def flush(self):
+            self.flushed += 1
+
+    stream = Calls()
+    terminal.line("rank 0: [1/2] gelu-s0 (resuming)", stream)
+    assert stream.calls == ["rank 0: [1/2] gelu-s0 (resuming)\n"] and stream.flushed == 1
+    print("rank 1: [1/2] gelu-s1 (resuming)", file=stream)
+    assert stream.calls[1:] == ["rank 1: [1/2] gelu-s1 (resuming)", "\n"]  # what it avoids

@@ -18,7 +18,7 @@ import torch
 from charlm import determinism
 from charlm.io import atomic_write_json
 from charlm.train import StopSignals, TrainingInterrupted
-from reproduce import checks, runlock, runner
+from reproduce import checks, runlock, runner, terminal
 from reproduce.distributed.world import (
     BACKEND,
     EXIT_DELAY_S,
@@ -60,7 +60,7 @@ def run_sweep(
     data: str | None = None,
     dry_run: bool = False,
     time_limit_s: float | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = terminal.line,
     sweep_options: dict | None = None,
     check_steps: int | None = None,
     snapshot: str | Path | None = None,
@@ -144,7 +144,7 @@ class _Rank:
         sys.stdout.flush()
 
     def say_err(self, line: str) -> None:
-        print(f"rank {self.world.rank}: {line}", file=sys.stderr, flush=True)
+        terminal.line(f"rank {self.world.rank}: {line}", sys.stderr)
 
     def snap(self, *_) -> None:
         if self.snapshot is None:
