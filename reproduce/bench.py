@@ -28,6 +28,7 @@ from charlm.train import TrainingSetup
 from reproduce import protocols
 from reproduce.config import add_override_option, load_config
 from reproduce.errors import UserError
+from reproduce.options import add_data_option
 from reproduce.plain_baseline import time_plain_steps
 from reproduce.sweep import load_corpus
 
@@ -284,7 +285,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--activation", default=None, help="which activation's model (default: first)")
     add_override_option(p, 'train.precision="fp32"')
-    p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
+    add_data_option(p)
     p.add_argument("--out", default="bench.json", help="JSON file for the figures")
     p.add_argument(
         "--baseline",

@@ -191,7 +191,12 @@ def _scale_note(scale: str | None, reference: dict, platform: str, followed: str
     return (
         f"Like for like: this sweep followed the study's own procedure (protocol study) at the "
         f"report's {scale} scale and is judged against the report's {scale}-scale claims; "
-        f"claims comparing the scales also need a {other}-scale sweep. " + platform_text
+        f"claims comparing the scales also need a {other}-scale sweep. "
+        + platform_text
+        + " Its relative PD below is the package's, on identical inputs; the study's own PD "
+        "(its formula, two models on separate random windows) is in results.json beside it, "
+        "and the verdicts like for like (with the study's raw data: render --study) judge the "
+        "PD claims by both."
     )
 
 

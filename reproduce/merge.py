@@ -41,6 +41,7 @@ from reproduce.config import load_config
 from reproduce.errors import UserError
 from reproduce.finish import finalize
 from reproduce.manifest import write_manifest
+from reproduce.options import add_data_option
 from reproduce.sweep import SWEEP_FILE, TRIALS_DIR, Sweep, differences, load_corpus
 
 __all__ = ["Found", "collect", "merge", "register"]
@@ -303,12 +304,12 @@ def merge(
 
 
 def _log_platforms(listed: dict[str, dict], log: Callable[[str], None]) -> None:
-    """One paragraph per platform: which trials were trained on it, from where."""
-    by_platform: dict[str, list[str]] = {}
+    """One paragraph per platform and input: which trials were trained on it, from where."""
+    by_origin: dict[tuple[str, str], list[str]] = {}
     for trial_id, entry in listed.items():
-        by_platform.setdefault(entry["platform"], []).append(f"{trial_id} ({entry['source']})")
-    for platform, ids in sorted(by_platform.items()):
-        text = f"trained on {platform}: {', '.join(ids)}"
+        by_origin.setdefault((entry["platform"], entry["source"]), []).append(trial_id)
+    for (platform, source), ids in sorted(by_origin.items()):
+        text = f"trained on {platform} ({source}): {', '.join(ids)}"
         for line in terminal.wrap(text, terminal.width(), indent="    ", first="  "):
             log(line)
 
@@ -328,11 +329,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="DIR", help="run directories to merge")
     p.add_argument("--config", required=True, help="the sweep's config, as given to run")
     p.add_argument("--out", required=True, help="the merged run directory (new or empty)")
-    p.add_argument(
-        "--data",
-        default=None,
-        help="tiny Shakespeare's file (default: $CHARLM_DATA, else the cache or a download)",
-    )
+    add_data_option(p)
     p.add_argument(
         "--reference",
         default=None,

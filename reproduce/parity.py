@@ -35,6 +35,7 @@ from charlm.study.train import step0_losses
 from charlm.train import left_text
 from reproduce.config import load_config
 from reproduce.errors import UserError
+from reproduce.options import add_data_option
 from reproduce.studytrials import STUDY_NAMES  # ours -> the study's activation names
 from reproduce.sweep import load_corpus
 from reproduce.terminal import is_terminal
@@ -310,6 +311,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the study's files (result JSONs, run log); default ../shared/original-study",
     )
     p.add_argument("--tolerance", type=float, default=1e-4, help="nats (default 1e-4)")
-    p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
+    add_data_option(p)
     p.add_argument("--out", default=None, help="also write the results as JSON here")
     p.set_defaults(func=_command)

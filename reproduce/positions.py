@@ -22,6 +22,7 @@ from charlm.data import Corpus, resolve_data_path
 from charlm.io import atomic_write_json
 from charlm.metrics import EvalSet, by_position
 from reproduce.errors import UserError
+from reproduce.options import add_data_option
 
 __all__ = ["positions", "register"]
 
@@ -116,11 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--windows", type=int, default=2000, help="val windows (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the windows' starts (default 0)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    p.add_argument(
-        "--data",
-        default=None,
-        help="tiny Shakespeare's file (default: $CHARLM_DATA, else the cache or a download)",
-    )
+    add_data_option(p)
     p.add_argument("--json", default=None, metavar="FILE", help="write the per-position curves")
     p.set_defaults(func=command)
     return p

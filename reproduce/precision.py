@@ -21,6 +21,7 @@ from charlm.io import atomic_write_json
 from charlm.train import train_trial
 from reproduce.config import load_config
 from reproduce.errors import UserError
+from reproduce.options import add_data_option
 from reproduce.sweep import load_corpus
 
 __all__ = ["compare_precisions", "register"]
@@ -135,6 +136,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--eval-interval", type=_positive, default=25, help="steps between evaluations (25)"
     )
-    p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
+    add_data_option(p)
     p.add_argument("--out", default="precision.json", help="JSON file for the curves")
     p.set_defaults(func=_command)

@@ -33,6 +33,7 @@ from reproduce.config import Trial, add_override_option
 from reproduce.errors import UserError
 from reproduce.finish import finalize
 from reproduce.manifest import write_manifest
+from reproduce.options import add_data_option
 from reproduce.sweep import FAILED_FILE, Sweep
 
 __all__ = [
@@ -410,11 +411,7 @@ def register(
     )
     p.add_argument("--config", required=True, help="sweep config, e.g. configs/smoke.toml")
     p.add_argument("--out", required=True, help="output directory (created; reruns resume)")
-    p.add_argument(
-        "--data",
-        default=None,
-        help="tiny Shakespeare's file (default: $CHARLM_DATA, else the cache or a download)",
-    )
+    add_data_option(p)
     p.add_argument(
         "--dry-run",
         action="store_true",

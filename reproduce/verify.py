@@ -42,6 +42,7 @@ from charlm.data import TINY_SHAKESPEARE_SHA256, Corpus, resolve_data_path
 from charlm.train import RECORD_FILE
 from reproduce import terminal
 from reproduce.errors import UserError
+from reproduce.options import add_data_option
 from reproduce.verification.integrity import check_integrity, check_trial_dirs
 from reproduce.verification.numbers import (
     METRIC_TOLERANCES,
@@ -299,6 +300,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="all|ID,ID",
         help="train these trials again and compare (e.g. swish-s42,gelu-s43)",
     )
-    p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
+    add_data_option(p)
     p.add_argument("--work", default=None, help="where retrained trials go (default: temporary)")
     p.set_defaults(func=_command)

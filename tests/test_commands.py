@@ -121,3 +121,27 @@ def test_bench_explains_a_fraction_of_the_matmul_rate_above_100_percent():
     assert lines[0].startswith("  the step runs at 109% of it: above the rate")
     assert lines[-1].endswith("read it as 'at the matmul rate'")
     assert all(len(line) <= 80 for line in lines)
+
+
+def test_every_data_option_is_the_shared_one():
+    """Each command that reads the corpus offers ``--data FILE`` with one help text
+    (reproduce.options), sub-commands of ``reference`` included."""
+    import argparse
+
+    from reproduce.cli import build_parser
+    from reproduce.options import DATA_HELP
+
+    def parsers(parser, name=""):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    yield from parsers(child, f"{name} {sub}".strip())
+
+    found = {}
+    for name, parser in parsers(build_parser()):
+        for action in parser._actions:
+            if "--data" in action.option_strings:
+                found[name] = (action.metavar, action.help, action.default)
+    assert {"run", "merge", "verify", "bench", "parity", "positions"} <= set(found)
+    assert set(found.values()) == {("FILE", DATA_HELP, None)}, found

@@ -229,6 +229,7 @@ def test_a_partial_sweep_like_the_claims_supports_the_partial_claims():
         "Like for like: this sweep followed the study's own procedure (protocol study) at the "
         "report's partial scale"
     )
+    assert "Its relative PD below is the package's, on identical inputs" in verdict["scale"]["note"]
     got = {row["id"]: row["verdict"] for row in verdict["claims"]}
     partial_ids = {c["id"] for c in REFERENCE["claims"] if c["id"].startswith("partial-")}
     assert partial_ids <= set(got)  # a verdict for every partial-* claim of the reference

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -121,6 +122,9 @@ def test_a_later_run_trains_the_missing_trial_and_writes_the_results(
     assert _merge(config, out, a, b, data_path=data_path) == 0
     said = " ".join(capsys.readouterr().out.split())
     assert "merged 3 of 4 trial(s)" in said and "not yet trained: gelu-s1" in said
+    # one line per platform and input: each input named once, before its trials
+    assert re.search(rf"trained on [^:]+ \({re.escape(str(a))}\): relu-s0, relu-s1 ", said)
+    assert re.search(rf"trained on [^:]+ \({re.escape(str(b))}\): gelu-s0 ", said)
     assert not (out / "results.json").exists() and (out / "SHA256SUMS").is_file()
     kept = {i: _digest(out / "trials" / i / "trial.json") for i in ("relu-s0", "gelu-s0")}
     args = ["run", "--config", str(config), "--out", str(out), "--data", str(data_path)]

@@ -6,6 +6,8 @@ what a part's README states must be what its records hold.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -34,11 +36,22 @@ def test_there_are_parts_and_each_has_a_readme():
         assert not list(part.rglob("*.safetensors")), f"{part}: weights or state kept"
 
 
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory, data_path) -> dict[Path, tuple[Path, str]]:
+    """Each part merged alone into its config: {part: (merged directory, what merge said)}."""
+    done = {}
+    for part in ALL_PARTS:
+        out = tmp_path_factory.mktemp("merged") / part.name
+        argv = ["merge", str(part), "--config", str(config_of(part)), "--out", str(out)]
+        with contextlib.redirect_stdout(io.StringIO()) as said:
+            assert main([*argv, "--data", str(data_path)]) == 0
+        done[part] = (out, " ".join(said.getvalue().split()))
+    return done
+
+
 @pytest.mark.parametrize("part", ALL_PARTS, ids=lambda p: p.relative_to(PARTS).as_posix())
-def test_a_part_merges_into_its_config(part, data_path, tmp_path, capsys):
-    out = tmp_path / "merged"
-    assert main(["merge", str(part), "--config", str(config_of(part)), "--out", str(out)]) == 0
-    said = " ".join(capsys.readouterr().out.split())
+def test_a_part_merges_into_its_config(part, merged):
+    out, said = merged[part]
     trials = sorted(p.name for p in (part / "trials").iterdir())
     assert f"merged {len(trials)} of 15 trial(s)" in said
     for trial in trials:  # byte for byte as the trainer wrote them
@@ -107,25 +120,25 @@ PD_OF_GROUPS = {  # group: (the study's PD of ours, its pairs, identical inputs,
 
 
 @pytest.mark.parametrize("group", sorted(PD_OF_GROUPS))
-def test_a_group_s_pd_travels_with_the_part_that_trained_its_three_seeds(group, tmp_path):
+def test_a_group_s_pd_travels_with_the_part_that_trained_its_three_seeds(group, merged):
     """A group's PD needs the three seeds' weights, which no part keeps: it was computed where
     they were, and merge carries it, tied to their digests, as the README states it."""
     mean, pairs, identical, top1, line = PD_OF_GROUPS[group]
     part = PARTS / "study-partial-cpu" / "zen4-2026-12-07"
-    out = tmp_path / "merged"
-    assert main(["merge", str(part), "--config", str(config_of(part)), "--out", str(out)]) == 0
-    merged = json.loads((out / "merged.json").read_text(encoding="utf-8"))["groups"][group][0]
+    out, _ = merged[part]
+    record = json.loads((out / "merged.json").read_text(encoding="utf-8"))
+    carried = record["groups"][group][0]
     digests = {
         str(seed): json.loads(
             (part / "trials" / f"{group}-s{seed}" / "trial.json").read_text("utf-8")
         )["weights_sha256"]
         for seed in (42, 43, 44)
     }
-    assert merged["weights_sha256"] == digests
-    study = merged["prediction_difference_study"]
+    assert carried["weights_sha256"] == digests
+    study = carried["prediction_difference_study"]
     assert round(study["mean_relative_pd"], 4) == mean
     assert {k: round(v["relative_pd"], 4) for k, v in study["pairs"].items()} == pairs
-    got = merged["prediction_difference"]["mean"]
+    got = carried["prediction_difference"]["mean"]
     assert (round(got["relative_pd"], 4), round(got["top1_disagreement"], 3)) == (identical, top1)
     assert line in (part / "README.md").read_text(encoding="utf-8")
 

@@ -4,9 +4,11 @@ Commands that run here run for real, long ones in a shortened form that still go
 the documented command line: ``run`` as ``--dry-run`` whose timing steps are taken on a tiny
 model (the estimate's rule and its measurement are tested at full strength in
 tests/test_runner.py), ``bench`` for 2 steps of a tiny model set with ``--set``, a tiny run
-in place of artifacts/smoke. Docker, multi-host and GPU commands are checked statically (the
-compose service, the script, the arguments they pass to ``python -m reproduce``), beside CI's
-hadolint and compose-schema checks. A README command that matches no rule fails the test.
+in place of artifacts/smoke, ``verify DIR`` as the run of its ``--retrain`` form where the
+README shows one (the same checks, then the retrain). Docker, multi-host and GPU commands are
+checked statically (the compose service, the script, the arguments they pass to ``python -m
+reproduce``), beside CI's hadolint and compose-schema checks. A README command that matches
+no rule fails the test.
 """
 
 from __future__ import annotations
@@ -113,6 +115,46 @@ def run_reproduce(args: list[str], tiny_run: Path, tmp_path: Path) -> int:
     return main(args)
 
 
+# `verify DIR --retrain ID` runs every check of `verify DIR`, then retrains: where the README
+# shows both, one run of the retrain form exercises the two (minutes less of CI; test_verify.py
+# runs verify without --retrain on many directories). Each verify command line runs once.
+VERIFY_RUNS: dict[tuple[str, ...], tuple[int, str]] = {}
+
+
+def retrain_form(args: list[str]) -> list[str] | None:
+    """The README's ``verify DIR --retrain ID`` for ``verify DIR``, if the README shows one."""
+    if args[0] != "verify" or "--retrain" in args:
+        return None
+    for command in readme_commands():
+        words = shlex.split(command)
+        if words[:4] == ["python", "-m", "reproduce", "verify"]:
+            other = reproduce_args(command)
+            if "--retrain" in other and other[:2] == args[:2] and len(other) == len(args) + 2:
+                return other
+    return None
+
+
+def run_verify(args: list[str], tiny_run: Path, tmp_path: Path, capsys) -> tuple[int, str]:
+    """(exit status, standard output) of ``python -m reproduce verify ARGS``, run once."""
+    key = tuple(args)
+    if key not in VERIFY_RUNS:
+        capsys.readouterr()
+        status = run_reproduce(args, tiny_run, tmp_path)
+        VERIFY_RUNS[key] = (status, capsys.readouterr().out)
+    return VERIFY_RUNS[key]
+
+
+def test_the_plain_verify_runs_as_the_retrain_form_of_its_directory():
+    assert retrain_form(["verify", "artifacts/cpu"]) == [
+        "verify",
+        "artifacts/cpu",
+        "--retrain",
+        "relu-s42",
+    ]
+    assert retrain_form(["verify", "artifacts/cpu", "--retrain", "relu-s42"]) is None
+    assert retrain_form(["verify", "artifacts/elsewhere"]) is None
+
+
 def exercise(command: str, tiny_run: Path, tmp_path: Path, capsys) -> None:
     words = shlex.split(command)
     if command == "pip install nox && nox -s smoke":
@@ -181,10 +223,13 @@ def exercise(command: str, tiny_run: Path, tmp_path: Path, capsys) -> None:
     elif words[0] == "cd":  # cd artifacts/cpu && sha256sum -c SHA256SUMS && cd ../..
         proc = subprocess.run(command, shell=True, cwd=REPO, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    elif words[:3] == ["python", "-m", "reproduce"]:
-        assert run_reproduce(reproduce_args(command), tiny_run, tmp_path) == 0
-        if words[3] == "verify" and "--retrain" in words:
-            said = " ".join(capsys.readouterr().out.split())  # rows wrap at 80 columns
+    elif words[:3] == ["python", "-m", "reproduce"] and words[3] == "verify":
+        args = reproduce_args(command)
+        build_parser().parse_args(args)
+        status, out = run_verify(retrain_form(args) or args, tiny_run, tmp_path, capsys)
+        assert status == 0, out
+        if "--retrain" in words:
+            said = " ".join(out.split())  # rows wrap at 80 columns
             trial = words[words.index("--retrain") + 1]
             # bit for bit where the CPU is the publishing kind, else the honest verdict, with
             # the metric differences either way
@@ -192,6 +237,8 @@ def exercise(command: str, tiny_run: Path, tmp_path: Path, capsys) -> None:
                 f"platform differs retrain {trial}: platform " in said
                 and "within tolerance; retrained - recorded: val_loss " in said
             )
+    elif words[:3] == ["python", "-m", "reproduce"]:
+        assert run_reproduce(reproduce_args(command), tiny_run, tmp_path) == 0
     elif words[:3] == ["python", "-m", "charlm"]:
         proc = subprocess.run(
             [sys.executable, *words[1:]], cwd=REPO, capture_output=True, text=True

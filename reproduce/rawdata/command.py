@@ -17,6 +17,7 @@ from pathlib import Path
 
 from charlm.io import atomic_write_text
 from reproduce import results, terminal
+from reproduce.options import add_data_option
 from reproduce.rawdata import findings, importer, markdown, provenance, selfpd, step0
 
 __all__ = [
@@ -333,7 +334,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start no evaluation after this many minutes",
     )
     p.add_argument("--dry-run", action="store_true", help="list what is missing and stop")
-    p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
+    add_data_option(p)
     p.set_defaults(func=_step0)
     p = sub.add_parser(
         "self-pd",
@@ -346,7 +347,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run", default=str(REPO / "artifacts" / "cpu"), help="(%(default)s)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="reference directory (%(default)s)")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2)")
-    p.add_argument("--data", default=None, help="tiny Shakespeare's file (as for run)")
+    add_data_option(p)
     p.set_defaults(func=_self_pd)
     p = sub.add_parser(
         "trials",
