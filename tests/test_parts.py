@@ -109,6 +109,13 @@ PD_OF_GROUPS = {  # group: (the study's PD of ours, its pairs, identical inputs,
         0.187,
         "| mean | 0.7052 | 0.7013 | 0.4489 |",
     ),
+    "swish": (
+        0.6928,
+        {"s42-s43": 0.6933, "s42-s44": 0.6969, "s43-s44": 0.6882},
+        0.4518,
+        0.184,
+        "| mean | 0.6928 | 0.6929 | 0.4518 |",
+    ),
     "smelu-1.0": (
         0.6986,
         {"s42-s43": 0.6989, "s42-s44": 0.7028, "s43-s44": 0.6941},
@@ -143,7 +150,7 @@ def test_a_group_s_pd_travels_with_the_part_that_trained_its_three_seeds(group, 
     assert line in (part / "README.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("activation", ["smelu-1.0", "gelu", "smelu-0.5"])
+@pytest.mark.parametrize("activation", ["smelu-1.0", "gelu", "smelu-0.5", "swish"])
 @pytest.mark.parametrize("seed", [42, 43, 44])
 def test_trials_are_the_readmes(activation, seed):
     part = PARTS / "study-partial-cpu" / "zen4-2026-12-07"
