@@ -178,7 +178,7 @@ def test_provenance_validates_and_names_its_raw_data(prov):
         "identified": 14,
         "ambiguous": 0,
         "unidentified": 1,
-        "step0_recomputed": "for 6 of 14 runs with candidates",
+        "step0_recomputed": "for 10 of 14 runs with candidates",
     }
 
 
@@ -190,8 +190,8 @@ NOT_STORED = "not recomputed: 3 of 3 step-0 evaluations are not in the store"
     [
         ("full/charlm-relu-20251208_151223", "identified", ["ConfigFullGPU"], ["ConfigFullGPU"]),
         ("full/all_experiments_summary/swish", "identified", ["ConfigFullGPU"], NOT_STORED),
-        ("partial/charlm-relu-20251207_224444", "identified", ["Config"], NOT_STORED),
-        ("partial/charlm-smelu_1-20251207_224012", "identified", ["Config"], NOT_STORED),
+        ("partial/charlm-relu-20251207_224444", "identified", ["Config"], ["Config"]),
+        ("partial/charlm-smelu_1-20251207_224012", "identified", ["Config"], ["Config"]),
         ("partial/charlm-gelu-20251207_224906", "identified", ["Config"], ["Config"]),
         # the lite-shaped runs: history and step-0 losses across files leave two candidates;
         # recomputed step-0 losses agree with config_gpu_lite.py's and not config_cpu.py's

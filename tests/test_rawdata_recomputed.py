@@ -151,6 +151,61 @@ def test_step0_with_parity_stores_and_computes_nothing(tmp_path, capsys):
     ]
 
 
+def test_a_trials_step0_is_the_recomputed_evaluation_bit_for_bit(raw, store):
+    """A study-protocol trial's first evaluation is :func:`step0.compute`'s computation: where
+    both were made on one platform (Config GELU, seeds 42-44, on the Zen 4 kind), the losses
+    and the initial weights' digest are the same floats, so --trials may stand for it."""
+    doc = results.load_results(REPO / "artifacts" / "study-partial-cpu")
+    from_trials = step0.from_trials(doc, "artifacts/study-partial-cpu", step0.needed(raw))
+    assert len(from_trials) == 15 and {e["config"] for e in from_trials} == {"Config"}
+    both = [
+        (e, store.lookup(e, e["activation"], e["seed"]))
+        for e in from_trials
+        if (store.lookup(e, e["activation"], e["seed"]) or {}).get("source")
+        == "python -m reproduce reference step0"
+    ]
+    assert [(e["activation"], e["seed"]) for e, _ in both] == [("gelu", s) for s in (42, 43, 44)]
+    for entry, computed in both:
+        assert entry["platform"] == computed["platform"]
+        for key in ("train_loss", "val_loss", "init_sha256"):
+            assert entry[key] == computed[key]
+    assert from_trials[0]["source"] == (
+        "python -m reproduce reference step0 --trials artifacts/study-partial-cpu "
+        "(trial gelu-s42, step 0)"
+    )
+
+
+def test_trials_of_another_procedure_stand_for_nothing(raw):
+    """nanoGPT's recipe in bf16 (artifacts/partial-cpu) draws other numbers at step 0."""
+    doc = results.load_results(REPO / "artifacts" / "partial-cpu")
+    assert len(doc["trials"]) == 15
+    assert step0.from_trials(doc, "artifacts/partial-cpu", step0.needed(raw)) == []
+    study = results.load_results(REPO / "artifacts" / "study-partial-cpu")
+    bf16 = json.loads(json.dumps(study["trials"][0]))
+    bf16["train"]["precision_used"] = "bf16"
+    assert step0.from_trials({"trials": [bf16]}, "x", step0.needed(raw)) == []
+
+
+def test_step0_with_trials_stores_and_computes_nothing(tmp_path, capsys):
+    from reproduce.cli import main
+
+    out = tmp_path / "reference"
+    out.mkdir()
+    (out / command.RAW).write_bytes((REFERENCE / command.RAW).read_bytes())
+    published = str(REPO / "artifacts" / "study-partial-cpu")
+    args = ["reference", "step0", "--out", str(out), "--trials", published]
+    assert main([*args, "--dry-run"]) == 0
+    assert not (out / step0.FILE).exists()
+    assert capsys.readouterr().out.count("would store Config ") == 15
+    assert main(args) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert said.count("stored Config ") == 15 and "15 stored in" in said
+    assert "with --trials nothing is computed" in said
+    assert main(["reference", "step0", "--out", str(out), "--trials", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trials" in err and "results.json not found" in err
+
+
 def test_provenance_without_the_store_says_why():
     raw = importer.load(REFERENCE / command.RAW)
     doc = provenance.build(raw, "study-raw.json", "0" * 64)

@@ -175,18 +175,15 @@ def _step0(args: argparse.Namespace) -> int:
                 + ", ".join(c["name"] for c in provenance.candidates(raw))
             )
         items = [i for i in items if i["config"] in args.configs]
-    for name in args.parity or []:
-        try:
-            doc = json.loads(Path(name).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"--parity {name}: {exc}") from None
-        for entry in step0.from_parity(doc, name, items):
-            if store.lookup(entry, entry["activation"], entry["seed"]) is None:
-                if args.dry_run:
-                    print(f"would store {_name(entry)} from {name}")
-                    continue
-                store.add(entry)
-                print(f"stored {_name(entry)} from {name}")
+    for entries, origin in _computed_elsewhere(args, items):
+        for entry in entries:
+            if store.lookup(entry, entry["activation"], entry["seed"]) is not None:
+                continue
+            if args.dry_run:
+                print(f"would store {_name(entry)} from {origin}")
+                continue
+            store.add(entry)
+            print(f"stored {_name(entry)} from {origin}")
     todo = [i for i in items if store.lookup(i, i["activation"], i["seed"]) is None]
     rate, basis = store.seconds_per_cost()
     _say(
@@ -198,8 +195,9 @@ def _step0(args: argparse.Namespace) -> int:
         print(f"  {_name(item)}: {2 * item['eval_iters']} forward batches{guess}")
     if args.dry_run or not todo:
         return 0
-    if args.parity:  # storing what was computed elsewhere never starts hours of evaluations
-        _say("with --parity nothing is computed: run the command without it to compute these")
+    if args.parity or args.trials:  # storing never starts hours of evaluations
+        flag = "--parity" if args.parity else "--trials"
+        _say(f"with {flag} nothing is computed: run the command without it to compute these")
         return 0
     from charlm.data import Corpus, resolve_data_path
     from reproduce.parity import BatchProgress
@@ -222,6 +220,26 @@ def _step0(args: argparse.Namespace) -> int:
         )
     _say("python -m reproduce reference import uses them in provenance.json")
     return 0
+
+
+def _computed_elsewhere(args: argparse.Namespace, items: list[dict]) -> list[tuple]:
+    """``[(store entries, origin)]``: the evaluations of ``items`` that the ``--parity`` files
+    and the ``--trials`` directories hold (:func:`step0.from_parity`,
+    :func:`step0.from_trials`). Raises ValueError naming a file that cannot be read."""
+    found = []
+    for name in args.parity or []:
+        try:
+            doc = json.loads(Path(name).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--parity {name}: {exc}") from None
+        found.append((step0.from_parity(doc, name, items), name))
+    for name in args.trials or []:
+        try:
+            doc = results.load_results(name)
+        except FileNotFoundError as exc:
+            raise ValueError(f"--trials {name}: {exc}") from None
+        found.append((step0.from_trials(doc, name, items), f"{name}'s trials"))
+    return found
 
 
 def _self_pd(args: argparse.Namespace) -> int:
@@ -315,7 +333,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "trials' step-0 train and val losses under the study protocol (2 x eval_iters forward "
         "batches each, fp32 on the CPU: seconds to 35 minutes each) into "
         "artifacts/reference/step0-recomputed.json, storing each as soon as it is done; "
-        "`reference import` then uses them. Resumable: stored ones are not recomputed.",
+        "`reference import` then uses them. Resumable: stored ones are not recomputed. "
+        "--parity and --trials store what was computed elsewhere instead.",
     )
     p.add_argument("--out", default=str(DEFAULT_OUT), help="reference directory (%(default)s)")
     p.add_argument("--configs", nargs="+", default=None, help="only these study configs")
@@ -325,6 +344,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="FILE",
         help="store the evaluations these `parity --out` files hold, and compute none",
+    )
+    p.add_argument(
+        "--trials",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="store the step-0 evaluations of these study-protocol sweeps' fp32 CPU trials "
+        "(run or published directories, e.g. artifacts/study-partial-cpu), and compute none",
     )
     p.add_argument(
         "--time-limit",

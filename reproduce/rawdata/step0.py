@@ -13,7 +13,11 @@ done), and ``reference import`` reads them from this store (:func:`Store.lookup`
 
 The full scale's ReLU evaluations may also come from ``python -m reproduce parity --out FILE``
 (the same computation): ``reference step0 --parity FILE`` stores them with that file as their
-source.
+source. So may a study-protocol sweep's fp32 trials (``reference step0 --trials DIR``,
+:func:`from_trials`): a trial's first evaluation is this computation (the same model
+construction and stream, :mod:`charlm.study.train`), and its record keeps the losses and the
+initial weights' digest; the three that were also recomputed here agree bit for bit
+(tests/test_rawdata_recomputed.py).
 """
 
 from __future__ import annotations
@@ -27,20 +31,30 @@ from pathlib import Path
 import torch
 
 from charlm import platforms
-from charlm.data import Corpus
+from charlm.data import TINY_SHAKESPEARE_SHA256, Corpus
 from charlm.io import atomic_write_json
 from charlm.model import ModelConfig
 from charlm.study.train import step0_losses
 from reproduce import results
 from reproduce.rawdata.provenance import STEP0_KEYS, remaining_candidates
 
-__all__ = ["FILE", "FORMAT", "SCHEMA", "Store", "needed", "our_activation"]
+__all__ = [
+    "FILE",
+    "FORMAT",
+    "SCHEMA",
+    "Store",
+    "from_parity",
+    "from_trials",
+    "needed",
+    "our_activation",
+]
 
 FILE = "step0-recomputed.json"
 FORMAT = "charlm-repro study step-0 recomputed"
 SCHEMA = "step0-recomputed.schema.json"
 # the study's activation names -> ours (its config.py ACTIVATIONS, smelu_05 and smelu_1)
 STUDY_TO_OURS = {"smelu_05": "smelu-0.5", "smelu_1": "smelu-1.0"}
+OURS_TO_STUDY = {ours: study for study, ours in STUDY_TO_OURS.items()}
 # the study's dropout sites (model.py: attention probabilities, after the projections) and
 # rate (every config*.py); neither changes an evaluation in eval mode, both shape the model
 STUDY_MODEL = {"dropout": 0.2, "bias": True, "dropout_sites": ("attention", "residual")}
@@ -166,15 +180,35 @@ def compute(
         config, corpus, item["seed"], item["eval_iters"], item["batch_size"], threads, on_batch
     )
     env = platforms.record(torch.device("cpu"), "fp32", threads)
+    return _entry(
+        item,
+        got,
+        time.perf_counter() - started,
+        platforms.describe(env),
+        datetime.date.today().isoformat(),
+        "python -m reproduce reference step0",
+    )
+
+
+def _matched(items: list[dict], by_key: dict[tuple, dict]) -> list[tuple[dict, dict]]:
+    """``(item, what by_key holds for it)`` for each of ``items`` that ``by_key`` (keyed by
+    :func:`_key`) holds, in ``items``' order."""
+    keys = [(item, _key(item, item["activation"], item["seed"])) for item in items]
+    return [(item, by_key[key]) for item, key in keys if key in by_key]
+
+
+def _entry(item: dict, losses: dict, seconds: float, platform: str, date: str, source: str) -> dict:
+    """A store entry: ``item``'s configuration, shape, activation and seed, ``losses``'
+    ``train_loss``, ``val_loss`` (nats) and ``init_sha256``, and where they came from."""
     return {
         **{k: item[k] for k in ("config", *STEP0_KEYS, "activation", "seed")},
-        "train_loss": got["train_loss"],
-        "val_loss": got["val_loss"],
-        "init_sha256": got["init_sha256"],
-        "seconds": round(time.perf_counter() - started, 1),
-        "platform": platforms.describe(env),
-        "date": datetime.date.today().isoformat(),
-        "source": "python -m reproduce reference step0",
+        "train_loss": losses["train_loss"],
+        "val_loss": losses["val_loss"],
+        "init_sha256": losses["init_sha256"],
+        "seconds": round(seconds, 1),
+        "platform": platform,
+        "date": date,
+        "source": source,
     }
 
 
@@ -194,20 +228,77 @@ def from_parity(doc: dict, name: str, items: list[dict]) -> list[dict]:
         study_name = STUDY_NAMES.get(r["activation"], r["activation"])
         by_key[_key(shape, study_name, r["seed"])] = r
     out = []
-    for item in items:
-        r = by_key.get(_key(item, item["activation"], item["seed"]))
-        if r is None:
-            continue
+    for item, r in _matched(items, by_key):
         out.append(
-            {
-                **{k: item[k] for k in ("config", *STEP0_KEYS, "activation", "seed")},
-                "train_loss": r["train_loss"],
-                "val_loss": r["val_loss"],
-                "init_sha256": r["init_sha256"],
-                "seconds": round(r["seconds"], 1),
-                "platform": doc.get("platform", "not recorded"),
-                "date": doc.get("date", "not recorded"),
-                "source": f"python -m reproduce parity --out {name}",
-            }
+            _entry(
+                item,
+                r,
+                r["seconds"],
+                doc.get("platform", "not recorded"),
+                doc.get("date", "not recorded"),
+                f"python -m reproduce parity --out {name}",
+            )
+        )
+    return out
+
+
+def _trial_values(trial: dict) -> dict | None:
+    """A trial's step-0 shape (:data:`STEP0_KEYS`), or None where its first evaluation is not
+    the one :func:`compute` makes: another protocol, precision, corpus or model, or an
+    evaluation batch other than the training batch (the study evaluates with ``batch_size``)."""
+    model, train = trial["model"], trial["train"]
+    same = (
+        trial.get("protocol") == "study"
+        and train.get("precision_used") == "fp32"
+        and train.get("device_used") == "cpu"
+        and trial["data"]["sha256"] == TINY_SHAKESPEARE_SHA256
+        and trial.get("data_seed") == trial["seed"]
+        and train["eval_batch_size"] == train["batch_size"]
+        and all(model.get(k) == v for k, v in STUDY_MODEL.items() if k != "dropout_sites")
+        and tuple(model.get("dropout_sites", ())) == STUDY_MODEL["dropout_sites"]
+    )
+    first = trial["curves"][0] if trial["curves"] else {}
+    if not same or first.get("step") != 0 or not {"train_loss", "val_loss"} <= set(first):
+        return None
+    return {**{k: model[k] for k in STEP0_KEYS[:4]}, **{k: train[k] for k in STEP0_KEYS[4:]}}
+
+
+def from_trials(doc: dict, name: str, items: list[dict]) -> list[dict]:
+    """Store entries for the evaluations of ``items`` (:func:`needed`) that a study-protocol
+    sweep's trials made as their first evaluation: matched by shape, activation and seed.
+
+    Only trials whose step 0 is :func:`compute`'s computation count (:func:`_trial_values`:
+    the study protocol, fp32 on a CPU, the tiny Shakespeare, the study's model); others are
+    skipped. ``seconds`` is the trial's elapsed time at that evaluation (model construction
+    included), ``platform`` the trial's recorded one; a trial records no date.
+
+    Args:
+        doc: a results.json (:func:`reproduce.results.load_results`) of a run or published
+            directory.
+        name: that directory as the user gave it, for ``source``.
+        items: what is wanted, from :func:`needed`.
+
+    Returns:
+        store entries, in ``items``' order.
+    """
+    by_key = {}
+    for trial in doc["trials"]:
+        values = _trial_values(trial)
+        if values is not None:
+            study_name = OURS_TO_STUDY.get(trial["activation"], trial["activation"])
+            by_key[_key(values, study_name, trial["seed"])] = trial
+    out = []
+    for item, trial in _matched(items, by_key):
+        first = trial["curves"][0]
+        out.append(
+            _entry(
+                item,
+                {**first, "init_sha256": trial["study"]["init_sha256"]},
+                first["elapsed_s"],
+                platforms.describe(trial["environment"]),
+                "not recorded",
+                f"python -m reproduce reference step0 --trials {name} "
+                f"(trial {trial['id']}, step 0)",
+            )
         )
     return out
