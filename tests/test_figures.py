@@ -435,7 +435,7 @@ def test_gap_whiskers_are_the_t_interval_of_the_mean_and_the_caption_says_why(da
     assert series["gelu"]["ci_low"] > 0
     # the drawn whisker spans exactly the stored interval
     with figures.style():
-        fig = figures._draw_points(
+        fig = figures.draw._draw_points(
             {"all": series},
             figures.activation_colours(wide["trials"], ["relu", "gelu"]),
             "gap",
