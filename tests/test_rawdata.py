@@ -178,7 +178,7 @@ def test_provenance_validates_and_names_its_raw_data(prov):
         "identified": 14,
         "ambiguous": 0,
         "unidentified": 1,
-        "step0_recomputed": "for 10 of 14 runs with candidates",
+        "step0_recomputed": "for 12 of 14 runs with candidates",
     }
 
 
@@ -189,6 +189,7 @@ NOT_STORED = "not recomputed: 3 of 3 step-0 evaluations are not in the store"
     ("run", "status", "candidates", "recomputed"),
     [
         ("full/charlm-relu-20251208_151223", "identified", ["ConfigFullGPU"], ["ConfigFullGPU"]),
+        ("full/charlm-gelu-20251208_162452", "identified", ["ConfigFullGPU"], ["ConfigFullGPU"]),
         ("full/all_experiments_summary/swish", "identified", ["ConfigFullGPU"], NOT_STORED),
         ("partial/charlm-relu-20251207_224444", "identified", ["Config"], ["Config"]),
         ("partial/charlm-smelu_1-20251207_224012", "identified", ["Config"], ["Config"]),

@@ -186,24 +186,86 @@ def test_trials_of_another_procedure_stand_for_nothing(raw):
     assert step0.from_trials({"trials": [bf16]}, "x", step0.needed(raw)) == []
 
 
+def _reference_copy(tmp_path: Path, with_store: bool) -> Path:
+    out = tmp_path / "reference"
+    out.mkdir()
+    names = (command.RAW, step0.FILE) if with_store else (command.RAW,)
+    for name in names:
+        (out / name).write_bytes((REFERENCE / name).read_bytes())
+    return out
+
+
 def test_step0_with_trials_stores_and_computes_nothing(tmp_path, capsys):
     from reproduce.cli import main
 
-    out = tmp_path / "reference"
-    out.mkdir()
-    (out / command.RAW).write_bytes((REFERENCE / command.RAW).read_bytes())
-    published = str(REPO / "artifacts" / "study-partial-cpu")
-    args = ["reference", "step0", "--out", str(out), "--trials", published]
+    out = _reference_copy(tmp_path, with_store=False)
+    given = str(REPO / "artifacts" / "study-partial-cpu") + "/"  # absolute, trailing slash
+    args = ["reference", "step0", "--out", str(out), "--trials", given]
     assert main([*args, "--dry-run"]) == 0
     assert not (out / step0.FILE).exists()
-    assert capsys.readouterr().out.count("would store Config ") == 15
+    said = " ".join(capsys.readouterr().out.split())
+    assert said.count("would store Config ") == 15
+    assert "(15 to be stored by this command), 27 to compute" in said
     assert main(args) == 0
     said = " ".join(capsys.readouterr().out.split())
-    assert said.count("stored Config ") == 15 and "15 stored in" in said
+    assert said.count("stored Config ") == 15 and "(15 just stored by this command)" in said
+    assert (
+        "artifacts/study-partial-cpu's trials: 15 trials, 15 of them the study's step-0 "
+        "computation (study protocol, fp32, CPU); 15 new, 0 already stored and agreeing"
+    ) in said
     assert "with --trials nothing is computed" in said
-    assert main(["reference", "step0", "--out", str(out), "--trials", str(tmp_path)]) == 2
+    stored = json.loads((out / step0.FILE).read_text(encoding="utf-8"))["evaluations"]
+    assert {e["source"].split(" (trial")[0] for e in stored} == {
+        "python -m reproduce reference step0 --trials artifacts/study-partial-cpu"
+    }
+    nanogpt = str(REPO / "artifacts" / "partial-cpu")
+    assert main(["reference", "step0", "--out", str(out), "--trials", nanogpt]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "15 trials, 0 of them the study's step-0 computation" in said and "0 new" in said
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("missing", "no results.json there; give a run or published directory"),
+        ("results.json", "a file; give the directory that holds results.json"),
+    ],
+)
+def test_step0_trials_names_a_wrong_path_and_the_fix(tmp_path, capsys, given, says):
+    from reproduce.cli import main
+
+    out = _reference_copy(tmp_path, with_store=True)
+    before = (out / step0.FILE).read_bytes()
+    path = (
+        REPO / "artifacts" / "study-partial-cpu" / "results.json"
+        if given != "missing"
+        else (tmp_path / "missing")
+    )
+    assert main(["reference", "step0", "--out", str(out), "--trials", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--trials" in err and "results.json not found" in err
+    assert err.count("\n") == 1 and "--trials" in err and says in err
+    assert (out / step0.FILE).read_bytes() == before
+
+
+def test_step0_refuses_a_trial_that_disagrees_with_the_store(tmp_path, capsys):
+    """A trial whose step 0 is not the stored evaluation (here: GELU seed 42's train loss moved
+    by 0.5 nats) stops the command before anything is stored."""
+    from reproduce.cli import main
+
+    out = _reference_copy(tmp_path, with_store=True)
+    store_before = (out / step0.FILE).read_bytes()
+    doc = json.loads((REPO / "artifacts" / "study-partial-cpu" / "results.json").read_bytes())
+    trial = next(t for t in doc["trials"] if t["id"] == "gelu-s42")
+    trial["curves"][0]["train_loss"] += 0.5
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "results.json").write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["reference", "step0", "--out", str(out), "--trials", str(moved)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "Config gelu seed 42: losses differ by 5.0e-01 nats (more than 0.0001)" in err
+    assert "(python -m reproduce reference step0); nothing stored" in err
+    assert (out / step0.FILE).read_bytes() == store_before
 
 
 def test_provenance_without_the_store_says_why():

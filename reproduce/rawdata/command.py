@@ -175,29 +175,33 @@ def _step0(args: argparse.Namespace) -> int:
                 + ", ".join(c["name"] for c in provenance.candidates(raw))
             )
         items = [i for i in items if i["config"] in args.configs]
-    for entries, origin in _computed_elsewhere(args, items):
-        for entry in entries:
-            if store.lookup(entry, entry["activation"], entry["seed"]) is not None:
-                continue
-            if args.dry_run:
-                print(f"would store {_name(entry)} from {origin}")
-                continue
-            store.add(entry)
-            print(f"stored {_name(entry)} from {origin}")
-    todo = [i for i in items if store.lookup(i, i["activation"], i["seed"]) is None]
-    rate, basis = store.seconds_per_cost()
-    _say(
+    planned = _store_elsewhere(args, items, store)
+    todo = [
+        i
+        for i in items
+        if store.lookup(i, i["activation"], i["seed"]) is None and step0.key(i) not in planned
+    ]
+    line = (
         f"{len(items)} step-0 evaluations can decide provenance; {len(items) - len(todo)} "
-        f"stored in {store.path}, {len(todo)} to compute (cheapest first); {basis}:"
+        f"stored in {store.path}"
     )
+    if planned:
+        line += f" ({len(planned)} {'to be' if args.dry_run else 'just'} stored by this command)"
+    if not todo:
+        _say(f"{line}; nothing to compute")
+        return 0
+    rate, basis = store.seconds_per_cost()
+    _say(f"{line}, {len(todo)} to compute (cheapest first); {basis}:")
     for item in todo:
         guess = "" if rate is None else f", ~{step0.cost(item) * rate / 60:.0f} min"
         print(f"  {_name(item)}: {2 * item['eval_iters']} forward batches{guess}")
-    if args.dry_run or not todo:
+    if args.dry_run:
         return 0
     if args.parity or args.trials:  # storing never starts hours of evaluations
-        flag = "--parity" if args.parity else "--trials"
-        _say(f"with {flag} nothing is computed: run the command without it to compute these")
+        flags = " and ".join(
+            f for f, v in (("--parity", args.parity), ("--trials", args.trials)) if v
+        )
+        _say(f"with {flags} nothing is computed: run the command without it to compute these")
         return 0
     from charlm.data import Corpus, resolve_data_path
     from reproduce.parity import BatchProgress
@@ -222,24 +226,94 @@ def _step0(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_elsewhere(args: argparse.Namespace, items: list[dict], store: step0.Store) -> set:
+    """Store the evaluations of ``items`` that ``--parity`` files and ``--trials`` directories
+    hold and the store lacks (with ``--dry-run`` only list them), one line each and one line per
+    source; returns their keys (:func:`step0.key`).
+
+    Raises:
+        ValueError: before anything is stored, when one of them disagrees with a stored
+            evaluation or with another source's (:func:`step0.disagreement`), or a source
+            cannot be read.
+    """
+    new: dict[tuple, dict] = {}
+    lines = []
+    for entries, origin, note in _computed_elsewhere(args, items):
+        fresh = agree = 0
+        for entry in entries:
+            key = step0.key(entry)
+            earlier = store.lookup(entry, entry["activation"], entry["seed"]) or new.get(key)
+            if earlier is None:
+                new[key] = {**entry, "_origin": origin}
+                fresh += 1
+                continue
+            problem = step0.disagreement(earlier, entry)
+            if problem:
+                raise ValueError(f"{origin}: {_name(entry)}: {problem}; nothing stored")
+            agree += 1
+        lines.append(f"{origin}: {note}; {fresh} new, {agree} already stored and agreeing")
+    for entry in new.values():
+        origin = entry.pop("_origin")
+        if args.dry_run:
+            print(f"would store {_name(entry)} from {origin}")
+        else:
+            store.add(entry)
+            print(f"stored {_name(entry)} from {origin}")
+    for line in lines:
+        _say(line)
+    return set(new)
+
+
 def _computed_elsewhere(args: argparse.Namespace, items: list[dict]) -> list[tuple]:
-    """``[(store entries, origin)]``: the evaluations of ``items`` that the ``--parity`` files
-    and the ``--trials`` directories hold (:func:`step0.from_parity`,
-    :func:`step0.from_trials`). Raises ValueError naming a file that cannot be read."""
+    """``[(store entries, origin, note)]``: the evaluations of ``items`` that the ``--parity``
+    files and the ``--trials`` directories hold (:func:`step0.from_parity`,
+    :func:`step0.from_trials`), each source named as :func:`_source_name` gives it, with a
+    note on what it held. Raises ValueError naming a source that cannot be read."""
     found = []
-    for name in args.parity or []:
+    for given in args.parity or []:
+        name = _source_name(given)
         try:
-            doc = json.loads(Path(name).read_text(encoding="utf-8"))
+            doc = json.loads(Path(given).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"--parity {name}: {exc}") from None
-        found.append((step0.from_parity(doc, name, items), name))
-    for name in args.trials or []:
-        try:
-            doc = results.load_results(name)
-        except FileNotFoundError as exc:
-            raise ValueError(f"--trials {name}: {exc}") from None
-        found.append((step0.from_trials(doc, name, items), f"{name}'s trials"))
+        entries = step0.from_parity(doc, name, items)
+        found.append((entries, name, f"{len(entries)} evaluations wanted"))
+    for given in args.trials or []:
+        name = _source_name(given)
+        doc = _trials_results(given, name)
+        usable = sum(step0.trial_shape(t) is not None for t in doc["trials"])
+        note = (
+            f"{len(doc['trials'])} trials, {usable} of them the study's step-0 computation "
+            "(study protocol, fp32, CPU)"
+        )
+        found.append((step0.from_trials(doc, name, items), f"{name}'s trials", note))
     return found
+
+
+def _source_name(given: str) -> str:
+    """A ``--parity``/``--trials`` path as stored in ``source``: relative to the repository
+    when inside it, without a trailing slash, so the same file gives the same bytes."""
+    path = Path(given).resolve()
+    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
+
+
+def _trials_results(given: str, name: str) -> dict:
+    """The results.json of a ``--trials`` directory; ValueError (one line, with the fix)."""
+    path = Path(given)
+    example = "e.g. artifacts/study-partial-cpu"
+    if path.is_file():
+        raise ValueError(
+            f"--trials {name}: a file; give the directory that holds results.json ({example})"
+        )
+    if not (path / results.RESULTS_FILE).is_file():
+        raise ValueError(
+            f"--trials {name}: no results.json there; give a run or published directory of a "
+            f"study-protocol sweep ({example})"
+        )
+    try:
+        return results.load_results(path)
+    except ValueError as exc:
+        raise ValueError(f"--trials {name}: {exc}") from None
 
 
 def _self_pd(args: argparse.Namespace) -> int:

@@ -36,17 +36,20 @@ from charlm.io import atomic_write_json
 from charlm.model import ModelConfig
 from charlm.study.train import step0_losses
 from reproduce import results
-from reproduce.rawdata.provenance import STEP0_KEYS, remaining_candidates
+from reproduce.rawdata.provenance import RECOMPUTED_TOLERANCE, STEP0_KEYS, remaining_candidates
 
 __all__ = [
     "FILE",
     "FORMAT",
     "SCHEMA",
     "Store",
+    "disagreement",
+    "key",
     "from_parity",
     "from_trials",
     "needed",
     "our_activation",
+    "trial_shape",
 ]
 
 FILE = "step0-recomputed.json"
@@ -67,6 +70,11 @@ def our_activation(study_name: str) -> str:
 
 def _key(values: dict, activation: str, seed: int) -> tuple:
     return (*(int(values[k]) for k in STEP0_KEYS), activation, int(seed))
+
+
+def key(entry: dict) -> tuple:
+    """The store's key of an item (:func:`needed`) or entry: shape, activation, seed."""
+    return _key(entry, entry["activation"], entry["seed"])
 
 
 def cost(values: dict) -> float:
@@ -242,7 +250,7 @@ def from_parity(doc: dict, name: str, items: list[dict]) -> list[dict]:
     return out
 
 
-def _trial_values(trial: dict) -> dict | None:
+def trial_shape(trial: dict) -> dict | None:
     """A trial's step-0 shape (:data:`STEP0_KEYS`), or None where its first evaluation is not
     the one :func:`compute` makes: another protocol, precision, corpus or model, or an
     evaluation batch other than the training batch (the study evaluates with ``batch_size``)."""
@@ -267,7 +275,7 @@ def from_trials(doc: dict, name: str, items: list[dict]) -> list[dict]:
     """Store entries for the evaluations of ``items`` (:func:`needed`) that a study-protocol
     sweep's trials made as their first evaluation: matched by shape, activation and seed.
 
-    Only trials whose step 0 is :func:`compute`'s computation count (:func:`_trial_values`:
+    Only trials whose step 0 is :func:`compute`'s computation count (:func:`trial_shape`:
     the study protocol, fp32 on a CPU, the tiny Shakespeare, the study's model); others are
     skipped. ``seconds`` is the trial's elapsed time at that evaluation (model construction
     included), ``platform`` the trial's recorded one; a trial records no date.
@@ -283,7 +291,7 @@ def from_trials(doc: dict, name: str, items: list[dict]) -> list[dict]:
     """
     by_key = {}
     for trial in doc["trials"]:
-        values = _trial_values(trial)
+        values = trial_shape(trial)
         if values is not None:
             study_name = OURS_TO_STUDY.get(trial["activation"], trial["activation"])
             by_key[_key(values, study_name, trial["seed"])] = trial
@@ -302,3 +310,22 @@ def from_trials(doc: dict, name: str, items: list[dict]) -> list[dict]:
             )
         )
     return out
+
+
+def disagreement(stored: dict, entry: dict) -> str | None:
+    """Why ``entry`` cannot stand beside the ``stored`` evaluation of the same shape,
+    activation and seed, or None: other initial weights, or a train or val loss more than
+    :data:`reproduce.rawdata.provenance.RECOMPUTED_TOLERANCE` nats away (one platform gives the
+    same floats; two CPUs differ by about 1e-6)."""
+    if entry["init_sha256"] != stored["init_sha256"]:
+        return (
+            f"initial weights {entry['init_sha256'][:12]}... differ from the stored "
+            f"{stored['init_sha256'][:12]}... ({stored['source']})"
+        )
+    worst = max(abs(entry[k] - stored[k]) for k in ("train_loss", "val_loss"))
+    if worst > RECOMPUTED_TOLERANCE:
+        return (
+            f"losses differ by {worst:.1e} nats (more than {RECOMPUTED_TOLERANCE:g}) from the "
+            f"stored ones ({stored['source']})"
+        )
+    return None
