@@ -277,7 +277,8 @@ def _computed_elsewhere(args: argparse.Namespace, items: list[dict]) -> list[tup
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"--parity {name}: {exc}") from None
         entries = step0.from_parity(doc, name, items)
-        found.append((entries, name, f"{len(entries)} evaluations wanted"))
+        held = len(doc["results"])  # from_parity has checked the shape
+        found.append((entries, name, f"{held} results, {len(entries)} of them wanted here"))
     for given in args.trials or []:
         name = _source_name(given)
         doc = _trials_results(given, name)
