@@ -182,7 +182,7 @@ def test_provenance_validates_and_names_its_raw_data(prov):
     }
 
 
-NOT_STORED = "not recomputed: 3 of 3 step-0 evaluations are not in the store"
+NOT_STORED = "not recomputed: 2 of 3 step-0 evaluations are not in the store"
 
 
 @pytest.mark.parametrize(
