@@ -236,15 +236,15 @@ def _store_elsewhere(args: argparse.Namespace, items: list[dict], store: step0.S
             evaluation or with another source's (:func:`step0.disagreement`), or a source
             cannot be read.
     """
-    new: dict[tuple, dict] = {}
+    new: dict[tuple, tuple[dict, str]] = {}  # key -> (entry, its source)
     lines = []
     for entries, origin, note in _computed_elsewhere(args, items):
         fresh = agree = 0
         for entry in entries:
             key = step0.key(entry)
-            earlier = store.lookup(entry, entry["activation"], entry["seed"]) or new.get(key)
+            earlier = store.entries.get(key) or new.get(key, (None,))[0]
             if earlier is None:
-                new[key] = {**entry, "_origin": origin}
+                new[key] = (entry, origin)
                 fresh += 1
                 continue
             problem = step0.disagreement(earlier, entry)
@@ -252,8 +252,7 @@ def _store_elsewhere(args: argparse.Namespace, items: list[dict], store: step0.S
                 raise ValueError(f"{origin}: {_name(entry)}: {problem}; nothing stored")
             agree += 1
         lines.append(f"{origin}: {note}; {fresh} new, {agree} already stored and agreeing")
-    for entry in new.values():
-        origin = entry.pop("_origin")
+    for entry, origin in new.values():
         if args.dry_run:
             print(f"would store {_name(entry)} from {origin}")
         else:

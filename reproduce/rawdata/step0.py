@@ -57,7 +57,6 @@ FORMAT = "charlm-repro study step-0 recomputed"
 SCHEMA = "step0-recomputed.schema.json"
 # the study's activation names -> ours (its config.py ACTIVATIONS, smelu_05 and smelu_1)
 STUDY_TO_OURS = {"smelu_05": "smelu-0.5", "smelu_1": "smelu-1.0"}
-OURS_TO_STUDY = {ours: study for study, ours in STUDY_TO_OURS.items()}
 # the study's dropout sites (model.py: attention probabilities, after the projections) and
 # rate (every config*.py); neither changes an evaluation in eval mode, both shape the model
 STUDY_MODEL = {"dropout": 0.2, "bias": True, "dropout_sites": ("attention", "residual")}
@@ -201,8 +200,7 @@ def compute(
 def _matched(items: list[dict], by_key: dict[tuple, dict]) -> list[tuple[dict, dict]]:
     """``(item, what by_key holds for it)`` for each of ``items`` that ``by_key`` (keyed by
     :func:`_key`) holds, in ``items``' order."""
-    keys = [(item, _key(item, item["activation"], item["seed"])) for item in items]
-    return [(item, by_key[key]) for item, key in keys if key in by_key]
+    return [(item, by_key[key(item)]) for item in items if key(item) in by_key]
 
 
 def _entry(item: dict, losses: dict, seconds: float, platform: str, date: str, source: str) -> dict:
@@ -289,11 +287,13 @@ def from_trials(doc: dict, name: str, items: list[dict]) -> list[dict]:
     Returns:
         store entries, in ``items``' order.
     """
+    from reproduce.studytrials import STUDY_NAMES  # ours -> the study's activation names
+
     by_key = {}
     for trial in doc["trials"]:
         values = trial_shape(trial)
         if values is not None:
-            study_name = OURS_TO_STUDY.get(trial["activation"], trial["activation"])
+            study_name = STUDY_NAMES.get(trial["activation"], trial["activation"])
             by_key[_key(values, study_name, trial["seed"])] = trial
     out = []
     for item, trial in _matched(items, by_key):
